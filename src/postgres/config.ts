@@ -1,0 +1,26 @@
+import { z } from 'zod';
+
+export const postgresConfigSchema = z
+  .object({
+    /** Directory of initdb, pg_ctl, pg_basebackup, pg_rewind; found on PATH, pg_config or /usr/lib/postgresql/<v>/bin when unset. */
+    bindir: z.string().optional(),
+    /** The data directory of this node's PostgreSQL. */
+    dataDir: z.string(),
+    host: z.string().default('127.0.0.1'),
+    port: z.number().int().min(1).max(65535).default(5432),
+    /** Superuser the sidecar connects as for probes and control queries. */
+    superuser: z.string().default('postgres'),
+    /** Role used by backups to stream WAL. */
+    replicationUser: z.string().default('pgward_replicator'),
+    password: z.string().optional(),
+    /** How often the sidecar probes its PostgreSQL. */
+    probeIntervalMs: z.number().int().min(10).default(100),
+    /** Consecutive failed probes after which PostgreSQL counts as down. */
+    probeFailures: z.number().int().min(1).default(3),
+    probeTimeoutMs: z.number().int().min(10).default(1000),
+    /** Extra postgresql.conf settings. */
+    parameters: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
+  })
+  .strict();
+
+export type PostgresConfig = z.infer<typeof postgresConfigSchema>;
