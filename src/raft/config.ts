@@ -9,7 +9,7 @@ export const raftConfigSchema = z
     /** Election timeout is drawn from [electionTicks, 2*electionTicks) ticks. */
     electionTicks: z.number().int().min(2).default(10),
     /** Assumed worst clock drift rate between nodes (rho in the lease bound). */
-    maxClockDrift: z.number().min(0).max(0.5).default(0.05),
+    maxClockDrift: z.number().min(0).max(0.5).default(0.01),
     leaseMs: z.number().int().min(1).default(400),
     leaseStopMarginMs: z.number().int().min(0).default(100),
     /** Raft WAL and snapshots; defaults to <dataDir>/../raft. */
