@@ -4,7 +4,7 @@
 import { deferred, type Service } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import type { FollowerTopology } from './follower.ts';
-import { viewFromJson } from './wire.ts';
+import { viewFromClusterResponse } from './wire.ts';
 
 export interface ApiPollOptions {
   /** Base URLs of the members' admin APIs, e.g. `http://10.0.0.1:8008`. */
@@ -66,7 +66,7 @@ export class ApiPollTopology implements Service {
           signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(longPollMs + 5000)]),
         });
         if (!response.ok) throw new Error(`HTTP ${response.status}`);
-        const outcome = this.follower.offer(viewFromJson(await response.json()), `api ${url}`);
+        const outcome = this.follower.offer(viewFromClusterResponse(await response.json()), `api ${url}`);
         retryMs = baseRetryMs;
         // Also pace answers that changed nothing, so a member that ignores the long-poll is not hammered.
         if (!waiting || outcome === 'unchanged' || outcome === 'stale') await this.sleep(electionPollMs);

@@ -2,6 +2,7 @@
 // LSNs travel as decimal strings because JSON has no bigint.
 import { z } from 'zod';
 import type { ClusterView, MemberView } from '../cluster/view.ts';
+import { parseLsn } from '../postgres/lsn.ts';
 
 const lsnText = z.string().regex(/^\d+$/, 'an LSN as a decimal string');
 
@@ -82,4 +83,56 @@ export function encodeTopologyMessage(message: TopologyMessage): string {
 export function decodeTopologyMessage(text: string): TopologyMessage {
   const parsed = messageJson.parse(JSON.parse(text));
   return { cluster: parsed.cluster, from: parsed.from, view: viewFromJson(parsed.view) };
+}
+
+const statusNode = z.object({
+  name: z.string(),
+  role: z.enum(['primary', 'backup', 'witness', 'down', 'unknown']),
+  postgres: z
+    .object({
+      host: z.string(),
+      port: z.number().int(),
+      replayLsn: z.string().nullable().optional(),
+      currentLsn: z.string().nullable().optional(),
+      lagBytes: z.number().nullable().optional(),
+      healthy: z.boolean().optional(),
+    })
+    .nullable()
+    .optional(),
+});
+
+const statusBody = z.object({
+  term: z.number().int().min(0),
+  primary: z.string().nullable(),
+  nodes: z.array(statusNode),
+});
+
+/**
+ * The view inside a `GET /cluster` answer: its `view` field (viewToJson) when present,
+ * else derived from the status JSON's `nodes` (LSNs there are 'X/Y' text).
+ */
+export function viewFromClusterResponse(body: unknown): ClusterView {
+  if (body !== null && typeof body === 'object') {
+    const record = body as Record<string, unknown>;
+    if (record.view !== undefined) return viewFromJson(record.view);
+    if (Array.isArray(record.members)) return viewFromJson(record);
+  }
+  const status = statusBody.parse(body);
+  return {
+    term: status.term,
+    primary: status.primary,
+    promotedAtLsn: null,
+    members: status.nodes.map((n): MemberView => {
+      const lsnText = n.postgres?.currentLsn ?? n.postgres?.replayLsn ?? null;
+      return {
+        name: n.name,
+        role: n.role,
+        postgres:
+          n.postgres && n.role !== 'witness' ? { host: n.postgres.host, port: n.postgres.port } : null,
+        lsn: lsnText === null ? null : parseLsn(lsnText),
+        lagBytes: n.postgres?.lagBytes ?? null,
+        healthy: n.postgres?.healthy ?? n.role !== 'down',
+      };
+    }),
+  };
 }

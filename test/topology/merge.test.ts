@@ -6,6 +6,7 @@ import { mergeView } from '../../src/topology/merge.ts';
 import {
   decodeTopologyMessage,
   encodeTopologyMessage,
+  viewFromClusterResponse,
   viewFromJson,
   viewToJson,
 } from '../../src/topology/wire.ts';
@@ -84,4 +85,27 @@ test('malformed topology messages are rejected with a reason', () => {
     () => viewFromJson({ ...viewToJson(view(1, 'a')), promotedAtLsn: '0/16B3748' }),
     /LSN as a decimal string/,
   );
+});
+
+test('the view is read from a GET /cluster answer: its view field, or the status nodes', () => {
+  const v = view(7, 'a');
+  assert.deepEqual(viewFromClusterResponse({ cluster: 'x', view: viewToJson(v) }), v);
+  const fromStatus = viewFromClusterResponse({
+    cluster: 'x',
+    term: 7,
+    primary: 'a',
+    nodes: [
+      {
+        name: 'a',
+        role: 'primary',
+        postgres: { host: 'h', port: 1, currentLsn: '0/10', replayLsn: null, lagBytes: null },
+      },
+      { name: 'w', role: 'witness', postgres: null },
+    ],
+  });
+  assert.deepEqual(fromStatus.members, [
+    { name: 'a', role: 'primary', postgres: { host: 'h', port: 1 }, lsn: 16n, lagBytes: null, healthy: true },
+    { name: 'w', role: 'witness', postgres: null, lsn: null, lagBytes: null, healthy: true },
+  ]);
+  assert.throws(() => viewFromClusterResponse({ nope: 1 }));
 });
