@@ -1,0 +1,159 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import {
+  type Facts,
+  type InFlight,
+  resolve,
+  type Step,
+  type XactStatus,
+} from '../../src/exactly-once/outcome.ts';
+import { respond, SQLSTATE } from '../../src/exactly-once/response.ts';
+import { applySessionEffects, isPinned, UNPINNED } from '../../src/exactly-once/session-state.ts';
+
+const fence = (xid: bigint | null, insertLsn: bigint) => ({ xid, insertLsn });
+const unkeyed = (f = fence(100n, 1000n)): InFlight => ({ stage: 'commit-sent', fence: f, keyed: false });
+const failedOver = (s: bigint, extra: Partial<Facts> = {}): Facts => ({
+  samePrimary: false,
+  promotedAtLsn: s,
+  ...extra,
+});
+const verdictOf = (step: Step) => (step.kind === 'verdict' ? step.verdict : `ask:${step.question}`);
+
+test('reference §5.1: nothing that commits was sent → not committed', () => {
+  assert.equal(
+    verdictOf(resolve({ stage: 'before-commit', fence: null, keyed: false }, failedOver(0n))),
+    'not-committed',
+  );
+});
+
+test('reference §5.1.1: xid NULL → the transaction wrote nothing', () => {
+  assert.equal(verdictOf(resolve(unkeyed(fence(null, 5n)), failedOver(0n))), 'committed');
+});
+
+test('reference §5.1.3: after failover, L > S → not committed without asking (xid reuse trap)', () => {
+  assert.equal(verdictOf(resolve(unkeyed(fence(100n, 1001n)), failedOver(1000n))), 'not-committed');
+});
+
+test('reference §5.1.3: after failover, L ≤ S → pg_xact_status on the new primary decides', () => {
+  const flight = unkeyed(fence(100n, 1000n));
+  assert.equal(verdictOf(resolve(flight, failedOver(1000n))), 'ask:xact-status');
+  const cases: Array<[XactStatus, string]> = [
+    ['committed', 'committed'],
+    ['aborted', 'not-committed'],
+    ['in progress', 'unknown'],
+    [null, 'unknown'],
+  ];
+  for (const [status, expected] of cases) {
+    assert.equal(verdictOf(resolve(flight, failedOver(1000n, { xactStatus: status }))), expected);
+  }
+});
+
+test('failover without a known S is undeterminable', () => {
+  assert.equal(verdictOf(resolve(unkeyed(), { samePrimary: false, promotedAtLsn: null })), 'unknown');
+});
+
+test('reference §5.1.2: same primary, in progress → terminate the old backend, then ask again', () => {
+  const flight = unkeyed();
+  assert.equal(verdictOf(resolve(flight, { samePrimary: true, promotedAtLsn: null })), 'ask:xact-status');
+  const facts = { samePrimary: true, promotedAtLsn: null, xactStatus: 'in progress' as const };
+  assert.equal(verdictOf(resolve(flight, facts)), 'ask:terminate-old-backend');
+  const after = { samePrimary: true, promotedAtLsn: null, oldBackendTerminated: true };
+  assert.equal(verdictOf(resolve(flight, after)), 'ask:xact-status');
+  assert.equal(verdictOf(resolve(flight, { ...after, xactStatus: 'committed' })), 'committed');
+  assert.equal(verdictOf(resolve(flight, { ...after, xactStatus: 'aborted' })), 'not-committed');
+});
+
+test('unfenced commits are undeterminable; keyed ones are decided by the key row', () => {
+  assert.equal(
+    verdictOf(resolve({ stage: 'unfenced', fence: null, keyed: false }, failedOver(9n))),
+    'unknown',
+  );
+  const keyed: InFlight = { stage: 'commit-sent', fence: null, keyed: true };
+  assert.equal(verdictOf(resolve(keyed, failedOver(9n))), 'ask:key-row');
+  assert.equal(verdictOf(resolve(keyed, failedOver(9n, { keyRow: 'present' }))), 'committed');
+  assert.equal(verdictOf(resolve(keyed, failedOver(9n, { keyRow: 'absent' }))), 'not-committed');
+  assert.equal(
+    verdictOf(resolve(keyed, { samePrimary: true, promotedAtLsn: null })),
+    'ask:terminate-old-backend',
+  );
+});
+
+test('property: the resolver always ends in a verdict when every question is answered', () => {
+  const arbFlight = fc.record({
+    stage: fc.constantFrom('before-commit', 'commit-sent', 'unfenced'),
+    fence: fc.option(
+      fc.record({ xid: fc.option(fc.bigInt(1n, 1000n), { nil: null }), insertLsn: fc.bigInt(0n, 100n) }),
+      {
+        nil: null,
+      },
+    ),
+    keyed: fc.boolean(),
+  }) as fc.Arbitrary<InFlight>;
+  const arbStatus = fc.constantFrom<XactStatus>('committed', 'aborted', 'in progress', null);
+  fc.assert(
+    fc.property(
+      arbFlight,
+      fc.boolean(),
+      fc.option(fc.bigInt(0n, 100n), { nil: null }),
+      arbStatus,
+      arbStatus,
+      fc.boolean(),
+      (flight, same, s, before, after, keyPresent) => {
+        const facts: Facts = { samePrimary: same, promotedAtLsn: s };
+        for (let steps = 0; steps < 6; steps++) {
+          const step = resolve(flight, facts);
+          if (step.kind === 'verdict') {
+            // A failover that put the commit record after S can never be reported committed.
+            if (
+              !same &&
+              !flight.keyed &&
+              flight.fence?.xid != null &&
+              s !== null &&
+              flight.fence.insertLsn > s
+            ) {
+              assert.notEqual(step.verdict, 'committed');
+            }
+            return;
+          }
+          if (step.question === 'xact-status') facts.xactStatus = facts.oldBackendTerminated ? after : before;
+          else if (step.question === 'terminate-old-backend') {
+            facts.oldBackendTerminated = true;
+            delete facts.xactStatus;
+          } else facts.keyRow = keyPresent ? 'present' : 'absent';
+        }
+        assert.fail('the resolver asked more than 5 questions');
+      },
+    ),
+  );
+});
+
+test('client responses follow the SQLSTATE contract', () => {
+  assert.deepEqual(respond('committed', UNPINNED), { kind: 'success' });
+  const notCommitted = respond('not-committed', UNPINNED);
+  assert.equal(notCommitted.kind === 'error' && notCommitted.error.code, SQLSTATE.serializationFailure);
+  assert.equal(notCommitted.kind === 'error' && notCommitted.error.severity, 'ERROR');
+  const unknown = respond('unknown', UNPINNED);
+  assert.equal(unknown.kind === 'error' && unknown.error.code, '08007');
+  assert.equal(unknown.kind === 'error' && unknown.error.severity, 'FATAL');
+  const pinned = applySessionEffects(UNPINNED, 'CREATE TEMP TABLE x (a int)');
+  const stuck = respond('not-committed', pinned);
+  assert.equal(stuck.kind === 'error' && stuck.error.code, '57P01');
+  const committedStuck = respond('committed', pinned);
+  assert.equal(committedStuck.kind === 'success' && committedStuck.thenClose?.code, '57P01');
+});
+
+test('session pinning: temp tables, advisory locks, LISTEN, WITH HOLD cursors, and their release', () => {
+  let s = applySessionEffects(UNPINNED, 'SELECT pg_advisory_lock(1)');
+  assert.equal(s.advisoryLocks, true);
+  s = applySessionEffects(s, 'SELECT pg_advisory_unlock_all()');
+  assert.equal(isPinned(s), false);
+  assert.equal(isPinned(applySessionEffects(UNPINNED, 'SELECT pg_advisory_xact_lock(1)')), false);
+  assert.equal(applySessionEffects(UNPINNED, 'LISTEN ch').listening, true);
+  assert.equal(applySessionEffects(UNPINNED, 'DECLARE c CURSOR WITH HOLD FOR SELECT 1').holdCursors, true);
+  assert.equal(applySessionEffects(UNPINNED, 'CREATE TEMPORARY TABLE t (a int)').tempTables, true);
+  assert.equal(
+    isPinned(applySessionEffects(applySessionEffects(UNPINNED, 'LISTEN a'), 'DISCARD ALL')),
+    false,
+  );
+});
