@@ -410,7 +410,8 @@ export class RaftNode {
         pr.match = next - 1;
         pr.becomeReplicate();
       }
-      pr.recentActive = true;
+      // Only acks in this term count for CheckQuorum; the election's votes do not.
+      pr.recentActive = id === this.id;
       this.prs.set(id, pr);
     }
     // Conf changes already in the log may be pending: do not allow another before they apply.
