@@ -8,7 +8,9 @@ import { postgresConfigSchema } from '../postgres/config.ts';
 import { proxyConfigSchema } from '../proxy/config.ts';
 import { raftConfigSchema } from '../raft/config.ts';
 
-const nodeName = z.string().regex(/^[a-z][a-z0-9_]{0,62}$/, 'lower-case letters, digits and _, starting with a letter');
+const nodeName = z
+  .string()
+  .regex(/^[a-z][a-z0-9_]{0,62}$/, 'lower-case letters, digits and _, starting with a letter');
 
 export const memberSchema = z
   .object({
@@ -53,7 +55,7 @@ export const configSchema = z
       .optional(),
     /** With no healthy backup: `block` writes (RPO 0) or `degrade` to asynchronous commit. */
     durability: z.enum(['block', 'degrade']).default('block'),
-    postgres: postgresConfigSchema.optional(),
+    postgres: postgresConfigSchema.default(postgresConfigSchema.parse({})),
     proxy: proxyConfigSchema.default(proxyConfigSchema.parse({})),
     raft: raftConfigSchema.default(raftConfigSchema.parse({})),
     api: apiConfigSchema.default(apiConfigSchema.parse({})),

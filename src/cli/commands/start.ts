@@ -1,0 +1,46 @@
+// `pgward start --config FILE`: run this node's sidecar in the foreground.
+import type { Command } from 'commander';
+import { loadConfig } from '../../config/load.ts';
+import { createLogger } from '../../log.ts';
+import { Sidecar } from '../../sidecar/sidecar.ts';
+
+export function register(program: Command): void {
+  program
+    .command('start')
+    .description('run the sidecar of one node (supervises its PostgreSQL, probe, proxy and API)')
+    .requiredOption('-c, --config <file>', 'YAML configuration file')
+    .option('--log-level <level>', 'error, warn, info or debug (overrides log.level)')
+    .action(async (options: { config: string; logLevel?: string }) => {
+      const config = loadConfig({ file: options.config, overrides: { 'log.level': options.logLevel } });
+      const logger = createLogger({
+        level: config.log.level,
+        fields: { cluster: config.cluster.name, node: config.node.name },
+      });
+      const sidecar = new Sidecar({ config, logger, configFile: options.config });
+      let signals = 0;
+      const onSignal = (signal: NodeJS.Signals) => {
+        signals++;
+        if (signals > 1) {
+          logger.warn('second signal: exiting without a clean stop', { signal });
+          process.exit(130);
+        }
+        logger.info('stopping', { signal });
+        void sidecar.stop();
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+      try {
+        await sidecar.start();
+      } catch (error) {
+        if (signals > 0) {
+          await sidecar.stop();
+          return;
+        }
+        logger.error('sidecar failed to start', { error: (error as Error).message });
+        await sidecar.stop();
+        throw error;
+      }
+      await sidecar.done;
+      logger.info('stopped');
+    });
+}

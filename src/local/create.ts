@@ -1,0 +1,160 @@
+// First `pgward up` on a directory: pick ports, secrets and write one config per node.
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import YAML from 'yaml';
+import { UserError } from '../errors.ts';
+import { clusterFile, type LocalCluster, type LocalNode, readCluster, writeJsonAtomic } from './layout.ts';
+
+export interface CreateOptions {
+  dir: string;
+  nodes: number;
+  /** node1's proxy port; node i gets port+i-1 and read-only port+10+i-1. 0: every port from the OS. */
+  port: number;
+  /** Per-node config additions, deep-merged over the generated config (tests use it). */
+  overrides?: Record<string, unknown>;
+}
+
+export const MAX_LOCAL_NODES = 9;
+
+/** Reserves `count` distinct free TCP ports on 127.0.0.1 from the OS. */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers: net.Server[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const server = net.createServer();
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(0, '127.0.0.1', () => resolve());
+      });
+      servers.push(server);
+    }
+    return servers.map((s) => (s.address() as net.AddressInfo).port);
+  } finally {
+    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  }
+}
+
+export async function portIsFree(port: number): Promise<boolean> {
+  const server = net.createServer();
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+function deepMerge(base: Record<string, unknown>, extra: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(extra)) {
+    const current = out[key];
+    out[key] =
+      value !== null &&
+      typeof value === 'object' &&
+      !Array.isArray(value) &&
+      current !== null &&
+      typeof current === 'object' &&
+      !Array.isArray(current)
+        ? deepMerge(current as Record<string, unknown>, value as Record<string, unknown>)
+        : value;
+  }
+  return out;
+}
+
+export async function createLocalCluster(options: CreateOptions): Promise<LocalCluster> {
+  const dir = path.resolve(options.dir);
+  if (readCluster(dir) !== null) throw new Error(`a local cluster already exists in ${dir}`);
+  if (!Number.isInteger(options.nodes) || options.nodes < 1 || options.nodes > MAX_LOCAL_NODES) {
+    throw new UserError(
+      `--nodes ${options.nodes} is out of range`,
+      `use 1 to ${MAX_LOCAL_NODES} nodes (3 is the default)`,
+    );
+  }
+  const n = options.nodes;
+  let clientPorts: number[];
+  if (options.port === 0) {
+    clientPorts = await freePorts(2 * n);
+  } else {
+    if (!Number.isInteger(options.port) || options.port < 1 || options.port + 10 + n > 65535) {
+      throw new UserError(
+        `--port ${options.port} is out of range`,
+        'use a port between 1024 and 65000, or 0 for free ports',
+      );
+    }
+    clientPorts = [
+      ...Array.from({ length: n }, (_, i) => options.port + i),
+      ...Array.from({ length: n }, (_, i) => options.port + 10 + i),
+    ];
+    for (const port of clientPorts) {
+      if (!(await portIsFree(port))) {
+        throw new UserError(
+          `port ${port} on 127.0.0.1 is already in use`,
+          `pick another base with --port, or --port 0 for free ports`,
+        );
+      }
+    }
+  }
+  const internal = await freePorts(3 * n);
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  // PostgreSQL runs as another user below this directory: it must be traversable.
+  chmodSync(dir, 0o755);
+  const name = `local-${randomBytes(3).toString('hex')}`;
+  const nodes: LocalNode[] = Array.from({ length: n }, (_, i) => {
+    const nodeName = `node${i + 1}`;
+    const nodeDir = path.join(dir, nodeName);
+    return {
+      name: nodeName,
+      dir: nodeDir,
+      configFile: path.join(nodeDir, 'config.yaml'),
+      pgDataDir: path.join(nodeDir, 'pgdata'),
+      proxyPort: clientPorts[i]!,
+      readOnlyPort: clientPorts[n + i]!,
+      pgPort: internal[i]!,
+      apiPort: internal[n + i]!,
+      raftPort: internal[2 * n + i]!,
+    };
+  });
+  const cluster: LocalCluster = {
+    version: 1,
+    name,
+    dir,
+    primary: 'node1',
+    apiToken: randomBytes(16).toString('hex'),
+    nodes,
+  };
+  const secret = randomBytes(24).toString('hex');
+  const members = nodes.map((node) => ({
+    name: node.name,
+    host: '127.0.0.1',
+    raftPort: node.raftPort,
+    apiPort: node.apiPort,
+    pgPort: node.pgPort,
+    proxyPort: node.proxyPort,
+    readOnlyPort: node.readOnlyPort,
+  }));
+  for (const node of nodes) {
+    mkdirSync(node.dir, { recursive: true, mode: 0o755 });
+    const config = deepMerge(
+      {
+        cluster: { name, secret },
+        node: { name: node.name, dataDir: node.dir },
+        members,
+        bootstrap: { primary: cluster.primary },
+        postgres: { dataDir: node.pgDataDir, port: node.pgPort },
+        proxy: { host: '127.0.0.1', port: node.proxyPort, readOnlyPort: node.readOnlyPort },
+        raft: { host: '127.0.0.1', port: node.raftPort },
+        api: { host: '127.0.0.1', port: node.apiPort, token: cluster.apiToken },
+      },
+      options.overrides ?? {},
+    );
+    writeFileSync(
+      node.configFile,
+      `# Generated by pgward up; edit freely (see README "Configuration reference").\n${YAML.stringify(config)}`,
+      {
+        mode: 0o600,
+      },
+    );
+  }
+  writeJsonAtomic(clusterFile(dir), cluster);
+  return cluster;
+}

@@ -1,0 +1,123 @@
+// `pgward up`: creates (first run) or restarts (data kept) the local cluster,
+// one detached sidecar process per node, and waits until the primary takes writes.
+import path from 'node:path';
+import { UserError } from '../errors.ts';
+import { queryOnce } from '../postgres/instance.ts';
+import { createLocalCluster } from './create.ts';
+import { type LocalCluster, readCluster, readState, writeState } from './layout.ts';
+import { isSidecarOf, logTail, spawnSidecar } from './processes.ts';
+
+export interface UpOptions {
+  dir: string;
+  /** Only used on the first run; a different count on an existing dir is refused. */
+  nodes?: number;
+  /** Only used on the first run. */
+  port?: number;
+  /** Bound on waiting for the cluster to accept writes. */
+  timeoutMs?: number;
+  /** First run only: per-node config additions (tests). */
+  overrides?: Record<string, unknown>;
+  log?: (line: string) => void;
+}
+
+export interface UpResult {
+  cluster: LocalCluster;
+  created: boolean;
+  /** True when every sidecar was already running (nothing started). */
+  alreadyRunning: boolean;
+  /** Node names whose sidecar this call started. */
+  started: string[];
+}
+
+export const DEFAULT_NODES = 3;
+export const DEFAULT_PORT = 6432;
+const WRITE_PROBE_TIMEOUT_MS = 5000;
+
+export async function upLocalCluster(options: UpOptions): Promise<UpResult> {
+  const dir = path.resolve(options.dir);
+  const log = options.log ?? (() => {});
+  let cluster = readCluster(dir);
+  let created = false;
+  if (cluster === null) {
+    cluster = await createLocalCluster({
+      dir,
+      nodes: options.nodes ?? DEFAULT_NODES,
+      port: options.port ?? DEFAULT_PORT,
+      ...(options.overrides ? { overrides: options.overrides } : {}),
+    });
+    created = true;
+    log(`created a ${cluster.nodes.length}-node cluster '${cluster.name}' in ${dir}`);
+  } else if (options.nodes !== undefined && options.nodes !== cluster.nodes.length) {
+    throw new UserError(
+      `the cluster in ${dir} has ${cluster.nodes.length} nodes, not ${options.nodes}`,
+      `omit --nodes to restart it, or use another --dir for a new cluster`,
+    );
+  }
+  const state = readState(dir);
+  const toStart = cluster.nodes.filter((node) => !isSidecarOf(state.sidecars[node.name], node));
+  if (toStart.length === 0) {
+    return { cluster, created, alreadyRunning: true, started: [] };
+  }
+  for (const node of toStart) {
+    state.sidecars[node.name] = spawnSidecar(node);
+    log(`started ${node.name} (sidecar pid ${state.sidecars[node.name]})`);
+  }
+  writeState(dir, state);
+  await waitForWrites(cluster, options.timeoutMs ?? 180_000);
+  return { cluster, created, alreadyRunning: false, started: toStart.map((n) => n.name) };
+}
+
+/**
+ * Waits until some node is a primary whose commits are acknowledged (which, with
+ * synchronous quorum commit, needs a streaming backup). Fails early with the log
+ * tail of a sidecar that died.
+ */
+export async function waitForWrites(cluster: LocalCluster, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastProblem = 'no node answered yet';
+  while (Date.now() < deadline) {
+    const state = readState(cluster.dir);
+    for (const node of cluster.nodes) {
+      if (!isSidecarOf(state.sidecars[node.name], node)) {
+        throw new UserError(
+          `the sidecar of ${node.name} exited: ${logTail(node)}`,
+          `read ${path.join(node.dir, 'sidecar.log')}, fix the cause, then run pgward up --dir ${cluster.dir} again`,
+        );
+      }
+    }
+    for (const node of cluster.nodes) {
+      try {
+        const config = {
+          host: '127.0.0.1',
+          port: node.pgPort,
+          user: 'postgres',
+          database: 'postgres',
+          connectionTimeoutMillis: WRITE_PROBE_TIMEOUT_MS,
+          query_timeout: WRITE_PROBE_TIMEOUT_MS,
+        };
+        const rows = await queryOnce<{ primary: boolean; ready: boolean }>(
+          config,
+          `SELECT NOT pg_is_in_recovery() AS primary,
+                  current_setting('synchronous_standby_names') = ''
+                  OR EXISTS (SELECT 1 FROM pg_stat_replication WHERE state = 'streaming') AS ready`,
+        );
+        if (rows[0]?.primary !== true) continue;
+        // Probing a write before a backup streams would leave a backend waiting on the quorum.
+        if (rows[0]?.ready !== true) {
+          lastProblem = `${node.name}: waiting for a streaming backup`;
+          continue;
+        }
+        // Assigning an xid makes the commit wait for the synchronous quorum.
+        await queryOnce(config, 'SELECT pg_current_xact_id()');
+        return;
+      } catch (error) {
+        lastProblem = `${node.name}: ${(error as Error).message}`;
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+  throw new UserError(
+    `the cluster in ${cluster.dir} did not accept writes within ${timeoutMs} ms (${lastProblem})`,
+    `check the sidecar logs (${cluster.dir}/node*/sidecar.log) and pgward status --dir ${cluster.dir}`,
+  );
+}

@@ -1,0 +1,330 @@
+// The sidecar process behind `pgward start`: composes the PostgreSQL supervisor,
+// the health probe, synchronous-standby management, the topology the proxy reads,
+// and the admin API. In this issue the primary is fixed by bootstrap.primary.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { ApiServer } from '../api/server.ts';
+import type { ClusterStatus, NodeStatus } from '../api/status.ts';
+import type { ClusterView, MemberView, NodeRole } from '../cluster/view.ts';
+import { StaticTopology } from '../cluster/view.ts';
+import { postgresDataDir } from '../config/load.ts';
+import type { Config, MemberConfig } from '../config/schema.ts';
+import { UserError } from '../errors.ts';
+import { deferred, type Service } from '../lifecycle.ts';
+import { componentLogger, type Logger } from '../log.ts';
+import { findBinaries } from '../postgres/binaries.ts';
+import { type FollowTarget, PostgresInstance, slotNameFor } from '../postgres/instance.ts';
+import { formatLsn, lagBytes } from '../postgres/lsn.ts';
+import { PostgresProbe, type ProbeResult } from '../postgres/probe.ts';
+import { accessProblem, ensureOwnedDir, postgresRunAs } from '../postgres/run-as.ts';
+import { PostgresSupervisor } from './postgres-supervisor.ts';
+import { SyncStandbyManager } from './sync-manager.ts';
+
+export interface SidecarOptions {
+  config: Config;
+  logger: Logger;
+  /** Named in config error messages. */
+  configFile?: string;
+}
+
+/** The foundation's fencing epoch: fixed until failover (issue 6) drives terms. */
+const STATIC_TERM = 1;
+
+export class Sidecar implements Service {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly instance: PostgresInstance;
+  readonly supervisor: PostgresSupervisor;
+  readonly probe: PostgresProbe;
+  readonly syncStandbys: SyncStandbyManager;
+  readonly topology: StaticTopology;
+  readonly api: ApiServer;
+  /** Extra services started after the built-in ones and stopped before them (proxy, Raft, ...). */
+  readonly extensions: Service[] = [];
+  private readonly ended = deferred<void>();
+  private readonly configFile: string | undefined;
+  private started: Service[] = [];
+  private stopping: Promise<void> | null = null;
+
+  constructor(options: SidecarOptions) {
+    const config = options.config;
+    this.config = config;
+    this.configFile = options.configFile;
+    this.logger = options.logger;
+    if (config.node.role !== 'member') {
+      throw new UserError(
+        `node.role '${config.node.role}' is not supported by this version of the sidecar`,
+        `set node.role to member`,
+      );
+    }
+    const bootstrapPrimary = config.bootstrap?.primary ?? config.node.name;
+    if (bootstrapPrimary !== config.node.name && this.member(bootstrapPrimary) === undefined) {
+      throw new UserError(
+        `config error: bootstrap.primary: '${bootstrapPrimary}' is not in members (${this.where()})`,
+        `add it to members or name one of ${config.members.map((m) => m.name).join(', ') || 'the members'}`,
+      );
+    }
+    const runAs = postgresRunAs();
+    const dataDir = postgresDataDir(config);
+    for (const [option, dir] of [
+      ['node.dataDir', config.node.dataDir],
+      ['postgres.dataDir', dataDir],
+    ] as const) {
+      const problem = accessProblem(runAs, dir);
+      if (problem !== null) {
+        throw new UserError(
+          `config error: ${option}: ${problem}, so PostgreSQL cannot use ${dir} (${this.where()})`,
+          runAs === null
+            ? `choose a directory you can write, or fix its permissions`
+            : `make the parents of ${dir} traversable (chmod o+x) or choose another directory, e.g. under /var/lib/pgward`,
+        );
+      }
+    }
+    ensureOwnedDir(runAs, config.node.dataDir, 0o755);
+    mkdirSync(path.dirname(dataDir), { recursive: true });
+
+    const pgLogger = componentLogger(this.logger, 'postgres');
+    this.instance = new PostgresInstance({
+      binaries: findBinaries(config.postgres.bindir),
+      runAs,
+      dataDir,
+      host: config.postgres.host,
+      port: this.pgPort(),
+      superuser: config.postgres.superuser,
+      replicationUser: config.postgres.replicationUser,
+      password: config.postgres.password,
+      clusterName: config.cluster.name,
+      nodeName: config.node.name,
+      parameters: config.postgres.parameters,
+      logFile: path.join(config.node.dataDir, 'postgres.log'),
+      logger: pgLogger,
+    });
+    this.instance.checkOwnership();
+    this.supervisor = new PostgresSupervisor({
+      instance: this.instance,
+      logger: componentLogger(this.logger, 'supervisor'),
+      stateDir: config.node.dataDir,
+      bootstrapPrimary: bootstrapPrimary === config.node.name,
+      followTarget: () => this.configuredFollowTarget(),
+      slotsToKeep: () => this.otherMembers().map((m) => slotNameFor(m.name)),
+      startTimeoutMs: config.postgres.startTimeoutMs,
+      stopTimeoutMs: config.postgres.stopTimeoutMs,
+      restartDelayMs: config.postgres.restartDelayMs,
+    });
+    this.probe = new PostgresProbe({
+      clientConfig: this.instance.clientConfig(),
+      intervalMs: config.postgres.probeIntervalMs,
+      failures: config.postgres.probeFailures,
+      timeoutMs: config.postgres.probeTimeoutMs,
+      logger: componentLogger(this.logger, 'probe'),
+    });
+    this.syncStandbys = new SyncStandbyManager({
+      instance: this.instance,
+      logger: componentLogger(this.logger, 'sync'),
+      durability: config.durability,
+      backups: () => this.otherMembers().map((m) => m.name),
+    });
+    this.probe.on('result', (result) => this.syncStandbys.onProbe(result));
+    this.probe.on('up', () => this.refreshTopology());
+    this.probe.on('down', () => this.refreshTopology());
+    this.topology = new StaticTopology(this.initialView(bootstrapPrimary));
+    this.api = new ApiServer({
+      host: config.api.host,
+      port: this.self()?.apiPort ?? config.api.port,
+      logger: componentLogger(this.logger, 'api'),
+      cluster: () => this.status(),
+      health: () => this.health(),
+    });
+  }
+
+  get done(): Promise<void> {
+    return this.ended.promise;
+  }
+
+  async start(): Promise<void> {
+    for (const service of [this.api, this.supervisor, this.probe, ...this.extensions]) {
+      await service.start();
+      this.started.push(service);
+    }
+    this.logger.info('sidecar running', { api: this.api.url(), postgresPort: this.instance.options.port });
+  }
+
+  /** Stops extensions (proxy first), probe, PostgreSQL (fast), then the API. Idempotent. */
+  stop(): Promise<void> {
+    if (this.stopping === null) {
+      this.stopping = (async () => {
+        const order = [...this.started].reverse().filter((s) => s !== this.api);
+        for (const service of order) {
+          await service
+            .stop()
+            .catch((error: Error) => this.logger.error('stop failed', { error: error.message }));
+        }
+        if (!this.started.includes(this.supervisor))
+          await this.instance.stop('fast', this.config.postgres.stopTimeoutMs);
+        await this.api.stop();
+        this.started = [];
+        this.ended.resolve();
+      })();
+    }
+    return this.stopping;
+  }
+
+  /** This node's view of the cluster (GET /cluster). */
+  status(): ClusterStatus & Record<string, unknown> {
+    const view = this.topology.current();
+    const probe = this.probe.last();
+    const healthy = this.probe.healthy();
+    const nodes = this.config.members.length > 0 ? this.config.members : [];
+    const statuses: NodeStatus[] = nodes.map((m) =>
+      m.name === this.config.node.name ? this.selfStatus(probe, healthy) : this.peerStatus(m, probe),
+    );
+    if (!nodes.some((m) => m.name === this.config.node.name))
+      statuses.unshift(this.selfStatus(probe, healthy));
+    return {
+      cluster: this.config.cluster.name,
+      term: view.term,
+      primary: view.primary,
+      reportedBy: this.config.node.name,
+      nodes: statuses,
+      promotedAtLsn: view.promotedAtLsn === null ? null : view.promotedAtLsn.toString(),
+      members: view.members.map((m) => ({ ...m, lsn: m.lsn === null ? null : m.lsn.toString() })),
+    };
+  }
+
+  health(): { healthy: boolean; body: Record<string, unknown> } {
+    const probe = this.probe.last();
+    const healthy = this.probe.healthy();
+    return {
+      healthy,
+      body: {
+        node: this.config.node.name,
+        role: healthy ? (probe?.role ?? 'unknown') : 'down',
+        pgHealthy: healthy,
+        postmasterPid: this.instance.postmasterPid(),
+        sync: this.syncStandbys.current(),
+      },
+    };
+  }
+
+  private selfStatus(probe: ProbeResult | null, healthy: boolean): NodeStatus {
+    const role: NodeRole = !healthy ? (probe === null ? 'unknown' : 'down') : (probe?.role ?? 'unknown');
+    const primary = probe?.role === 'primary';
+    const sync = this.syncStandbys.current();
+    const lsnText = (lsn: bigint | null | undefined) =>
+      lsn === null || lsn === undefined ? null : formatLsn(lsn);
+    return {
+      name: this.config.node.name,
+      role,
+      sidecar: { pid: process.pid, api: this.safeApiUrl() },
+      proxy: this.proxyEndpoint(this.self()),
+      postgres: {
+        host: this.config.postgres.host,
+        port: this.instance.options.port,
+        pid: this.instance.postmasterPid(),
+        dataDir: this.instance.dataDir,
+        receiveLsn: lsnText(primary ? probe?.flushLsn : probe?.receiveLsn),
+        replayLsn: lsnText(primary ? probe?.flushLsn : probe?.replayLsn),
+        currentLsn: primary ? lsnText(probe?.currentLsn) : null,
+        lagBytes: probe === null ? null : probe.lagBytes,
+        sync: primary ? (sync?.mode ?? null) : null,
+        healthy,
+      },
+    };
+  }
+
+  /** What this node knows of a peer: from pg_stat_replication when it is the primary. */
+  private peerStatus(member: MemberConfig, probe: ProbeResult | null): NodeStatus {
+    const row =
+      probe?.role === 'primary'
+        ? probe.replication.find((r) => r.applicationName === member.name)
+        : undefined;
+    const current = probe?.currentLsn ?? null;
+    return {
+      name: member.name,
+      role: row ? 'backup' : 'unknown',
+      sidecar: { pid: null, api: `http://${member.host}:${member.apiPort}` },
+      proxy: this.proxyEndpoint(member),
+      postgres: {
+        host: member.host,
+        port: member.pgPort ?? 5432,
+        pid: null,
+        dataDir: null,
+        receiveLsn: row?.flushLsn === null || row === undefined ? null : formatLsn(row.flushLsn),
+        replayLsn: row?.replayLsn === null || row === undefined ? null : formatLsn(row.replayLsn),
+        lagBytes: row?.replayLsn != null && current !== null ? lagBytes(current, row.replayLsn) : null,
+        sync: row ? (row.syncState === 'quorum' || row.syncState === 'sync' ? 'quorum' : 'async') : null,
+      },
+    };
+  }
+
+  private proxyEndpoint(member: MemberConfig | undefined): NodeStatus['proxy'] {
+    const own = member?.name === this.config.node.name;
+    return {
+      host: own ? this.config.proxy.host : (member?.host ?? this.config.proxy.host),
+      port: member?.proxyPort ?? this.config.proxy.port,
+      readOnlyPort: member?.readOnlyPort ?? this.config.proxy.readOnlyPort,
+    };
+  }
+
+  private safeApiUrl(): string | null {
+    try {
+      return this.api.url();
+    } catch {
+      return null;
+    }
+  }
+
+  private where(): string {
+    return this.configFile === undefined ? 'in the configuration' : `in ${this.configFile}`;
+  }
+
+  private member(name: string): MemberConfig | undefined {
+    return this.config.members.find((m) => m.name === name);
+  }
+
+  private self(): MemberConfig | undefined {
+    return this.member(this.config.node.name);
+  }
+
+  private otherMembers(): MemberConfig[] {
+    return this.config.members.filter((m) => m.name !== this.config.node.name && m.kind === 'member');
+  }
+
+  /** The PostgreSQL port: the member entry's pgPort wins over postgres.port. */
+  private pgPort(): number {
+    return this.self()?.pgPort ?? this.config.postgres.port;
+  }
+
+  private configuredFollowTarget(): FollowTarget | null {
+    const primary = this.config.bootstrap?.primary ?? this.config.node.name;
+    if (primary === this.config.node.name) return null;
+    const member = this.member(primary);
+    if (member?.pgPort === undefined) {
+      throw new UserError(
+        `config error: members: '${primary}' has no pgPort (${this.where()})`,
+        `add pgPort to the members entry of ${primary}`,
+      );
+    }
+    return { host: member.host, port: member.pgPort, slotName: slotNameFor(this.config.node.name) };
+  }
+
+  private initialView(primary: string): ClusterView {
+    const members: MemberView[] = (this.config.members.length > 0 ? this.config.members : []).map((m) => ({
+      name: m.name,
+      role: m.kind === 'witness' ? 'witness' : m.name === primary ? 'primary' : 'backup',
+      postgres: m.pgPort === undefined ? null : { host: m.host, port: m.pgPort },
+      lsn: null,
+      lagBytes: null,
+      healthy: true,
+    }));
+    return { term: STATIC_TERM, primary, promotedAtLsn: null, members };
+  }
+
+  private refreshTopology(): void {
+    const view = this.topology.current();
+    const healthy = this.probe.healthy();
+    const self = this.config.node.name;
+    const members = view.members.map((m) => (m.name === self ? { ...m, healthy } : m));
+    this.topology.set({ ...view, members });
+  }
+}
