@@ -60,12 +60,12 @@ export interface CampaignInput {
  */
 export function mayCampaign(input: CampaignInput): boolean {
   if (input.kind === 'witness' || !input.pgHealthy) return false;
-  if (!input.pgInRecovery) {
-    // A primary of an older term must be demoted, never re-elected.
-    if (input.appliedPrimary === null) return input.bootstrapPrimary;
-    return input.appliedPrimary === input.self;
-  }
-  return input.streamedRecently || input.leaderlessMs >= input.campaignFallbackMs;
+  const fallback = input.leaderlessMs >= input.campaignFallbackMs;
+  // Before the first promotion the bootstrap primary leads, so bootstrap is no failover.
+  if (input.appliedPrimary === null) return input.bootstrapPrimary || fallback;
+  // A primary of an older term must be demoted, never re-elected.
+  if (!input.pgInRecovery) return input.appliedPrimary === input.self;
+  return input.streamedRecently || fallback;
 }
 
 /**

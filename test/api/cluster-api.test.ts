@@ -63,6 +63,8 @@ const primaryHealth: LocalHealth = {
   pgHealthy: true,
   streaming: false,
   lagBytes: null,
+  lsn: '100',
+  campaignable: true,
 };
 const backupHealth: LocalHealth = {
   ...primaryHealth,

@@ -75,6 +75,11 @@ test('campaign: a running primary only if the log names it (restart) or it boots
   assert.equal(mayCampaign({ ...primary, appliedPrimary: null, bootstrapPrimary: true }), true);
 });
 
+test('campaign: before the first promotion only the bootstrap primary, unless nobody led for long', () => {
+  assert.equal(mayCampaign({ ...campaign, appliedPrimary: null }), false);
+  assert.equal(mayCampaign({ ...campaign, appliedPrimary: null, leaderlessMs: 10_000 }), true);
+});
+
 test('vote restriction: refuse a candidate behind us; a voter without PostgreSQL grants', () => {
   assert.equal(grantVote(100n, 99n), false);
   assert.equal(grantVote(100n, 100n), true);

@@ -16,6 +16,10 @@ export interface LocalHealth {
   streaming: boolean;
   /** Replay lag behind the primary in bytes (backups); null when unknown. */
   lagBytes: number | null;
+  /** max(receive, replay) LSN on a backup, current WAL LSN on a primary, as a decimal string. */
+  lsn: string | null;
+  /** The failover policy lets this member campaign (what the leader needs to pick a transfer target). */
+  campaignable: boolean;
 }
 
 export interface ClusterReader {

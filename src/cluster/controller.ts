@@ -1,0 +1,926 @@
+// The per-sidecar control loop of failover. It runs the Raft driver, applies the
+// committed control commands, and turns the pure decisions of failover-policy.ts
+// into PostgreSQL actions: promote when this node leads a new term, follow the
+// applied primary, demote a primary of an older term, fence when the lease is
+// lost, hand leadership over when PostgreSQL fails. One action runs at a time;
+// every decision is re-taken from fresh state on each pass.
+import path from 'node:path';
+import type { AdminResult, ClusterAdmin, ClusterReader, LocalHealth } from '../api/routes/types.ts';
+import type { Config } from '../config/schema.ts';
+import { deferred, type Service } from '../lifecycle.ts';
+import type { Logger } from '../log.ts';
+import type { PostgresInstance } from '../postgres/instance.ts';
+import { formatLsn, lagBytes } from '../postgres/lsn.ts';
+import type { PostgresProbe, ProbeResult } from '../postgres/probe.ts';
+import { type RaftChange, RaftDriver } from '../raft/driver.ts';
+import type { PostgresSupervisor } from '../sidecar/postgres-supervisor.ts';
+import type { SyncStandbyManager } from '../sidecar/sync-manager.ts';
+import { type ClusterCommand, encodeCommand, type MemberSpec } from './commands.ts';
+import { type FailoverConfig, failoverConfigSchema } from './config.ts';
+import {
+  type BackupCandidate,
+  followerAction,
+  type LocalPostgresState,
+  mayCampaign,
+  shouldSelfFence,
+  switchoverStep,
+  transferTarget,
+} from './failover-policy.ts';
+import { leaseGate } from './lease-gate.ts';
+import { ClusterMetrics, type ProxyStats } from './metrics.ts';
+import {
+  fitnessOf,
+  followPrimary,
+  followTargetOf,
+  openTransactions,
+  prepareSyncQuorum,
+  rewindOnto,
+  stopFollowing,
+} from './postgres-actions.ts';
+import { type LocalKnowledge, RaftTopology } from './raft-topology.ts';
+import { ClusterStore } from './store.ts';
+import type { NodeRole } from './view.ts';
+
+export interface FailoverParts {
+  config: Config;
+  logger: Logger;
+  instance: PostgresInstance;
+  probe: PostgresProbe;
+  supervisor: PostgresSupervisor;
+  syncStandbys: SyncStandbyManager;
+  /** Failover settings; defaults when absent. */
+  failover?: Partial<FailoverConfig>;
+  /** Client and held-request counts of this sidecar's proxy, when it runs one. */
+  proxyStats?: () => ProxyStats | null;
+  /** Status JSON of the foundation (nodes, pids, ports) that GET /cluster extends. */
+  baseStatus?: () => Record<string, unknown>;
+  /** Local monotonic clock (ms). */
+  clock?: () => number;
+}
+
+const PROMOTE_POLL_MS = 20;
+const HEALTH_REPORT_EVERY_MS = 1000;
+const ADMIN_WAIT_POLL_MS = 50;
+
+interface PeerHealth {
+  atMs: number;
+  health: LocalHealth;
+}
+
+export function memberSpecs(config: Config): MemberSpec[] {
+  return config.members.map((m) => ({
+    name: m.name,
+    kind: m.kind,
+    host: m.host,
+    raftPort: m.raftPort,
+    apiPort: m.apiPort,
+    pgPort: m.pgPort ?? null,
+    proxyPort: m.proxyPort ?? null,
+  }));
+}
+
+export class FailoverController implements Service, ClusterReader, ClusterAdmin {
+  readonly store: ClusterStore;
+  readonly topology: RaftTopology;
+  readonly driver: RaftDriver;
+  readonly metrics: ClusterMetrics;
+  private readonly parts: FailoverParts;
+  private readonly settings: FailoverConfig;
+  private readonly self: string;
+  private readonly clock: () => number;
+  private readonly log: Logger;
+  private readonly ended = deferred<void>();
+  private timer: NodeJS.Timeout | null = null;
+  private running = false;
+  private acting: Promise<void> | null = null;
+  private healthPolling = false;
+  private lastHealthPollMs = 0;
+  private readonly peers = new Map<string, PeerHealth>();
+  private readonly reported = new Map<string, { atMs: number; key: string }>();
+  private following: string | null | undefined = undefined;
+  private lastStreamingAtMs: number | null = null;
+  private leaseLastValidAtMs: number | null = null;
+  private readonly startedAtMs: number;
+  private lastLeaderContactMs: number;
+  private pgCrashed = false;
+  private lastRole: NodeRole = 'unknown';
+  private leaderLostAtMs: number | null = null;
+  private lastDurability: string | null = null;
+  private switchoverRunning = false;
+
+  constructor(parts: FailoverParts) {
+    this.parts = parts;
+    const { config } = parts;
+    this.settings = failoverConfigSchema.parse(parts.failover ?? {});
+    this.self = config.node.name;
+    this.clock = parts.clock ?? (() => performance.now());
+    this.log = parts.logger;
+    this.startedAtMs = this.clock();
+    this.lastLeaderContactMs = this.startedAtMs;
+    const members = memberSpecs(config);
+    const me = members.find((m) => m.name === this.self);
+    if (me === undefined) throw new Error(`node ${this.self} is not in members`);
+    this.store = new ClusterStore(members);
+    this.store.on('applied', ({ outcome, term }) => this.onApplied(outcome, term));
+    const secret = config.cluster.secret ?? `pgward-insecure-default-${config.cluster.name}`;
+    if (config.cluster.secret === undefined) {
+      this.log.warn('cluster.secret is not set: Raft frames are authenticated with a default key; set one');
+    }
+    const peers = new Map(
+      members.filter((m) => m.name !== this.self).map((m) => [m.name, { host: m.host, port: m.raftPort }]),
+    );
+    this.driver = new RaftDriver({
+      id: this.self,
+      timing: config.raft,
+      dataDir: config.raft.dataDir ?? path.join(config.node.dataDir, 'raft'),
+      bootstrap: {
+        voters: members.filter((m) => m.kind === 'member').map((m) => m.name),
+        witnesses: members.filter((m) => m.kind === 'witness').map((m) => m.name),
+        learners: [],
+      },
+      listen: { host: me.host, port: me.raftPort },
+      peers,
+      clusterId: config.cluster.name,
+      secret,
+      logger: this.log.child({ component: 'raft' }),
+      stateMachine: {
+        apply: (entries) => this.store.apply(entries),
+        restore: (snapshot) => this.store.restore(snapshot.data),
+        snapshot: () => this.store.snapshot(),
+      },
+      clock: this.clock,
+    });
+    this.topology = new RaftTopology(() => this.knowledge());
+    this.metrics = new ClusterMetrics(
+      {
+        term: () => this.currentTerm(),
+        role: () => this.role(),
+        lagBytes: () => this.parts.probe.last()?.lagBytes ?? null,
+        leaseValid: () => this.gate().open,
+        durability: () => this.durabilityMode(),
+        proxy: () => this.parts.proxyStats?.() ?? null,
+      },
+      { cluster: config.cluster.name, node: this.self },
+    );
+  }
+
+  get done(): Promise<void> {
+    return this.ended.promise;
+  }
+
+  get isWitness(): boolean {
+    return this.memberSpec(this.self)?.kind === 'witness';
+  }
+
+  async start(): Promise<void> {
+    this.running = true;
+    this.parts.supervisor.on('crashed', () => {
+      this.pgCrashed = true;
+      this.kick();
+    });
+    this.parts.supervisor.on('started', () => {
+      this.pgCrashed = false;
+    });
+    this.parts.probe.on('result', (result) => {
+      if (result.walReceiverStatus === 'streaming') this.lastStreamingAtMs = this.clock();
+    });
+    this.driver.onChange((change) => this.onRaftChange(change));
+    this.driver.onStall((gapMs) => {
+      this.log.warn('event loop stalled: lease voided', { event: 'stall', gapMs: Math.round(gapMs) });
+      this.kick();
+    });
+    await this.driver.start();
+    this.timer = setInterval(() => this.kick(), this.settings.loopMs);
+    this.kick();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    await this.acting?.catch(() => {});
+    await this.driver.stop();
+    this.ended.resolve();
+  }
+
+  // ---------------------------------------------------------------- reading
+
+  currentTerm(): number {
+    return this.driverStatus()?.term ?? 0;
+  }
+
+  role(): NodeRole {
+    if (this.isWitness) return 'witness';
+    const view = this.topology.current();
+    return view.members.find((m) => m.name === this.self)?.role ?? 'unknown';
+  }
+
+  health(): LocalHealth {
+    const probe = this.parts.probe.last();
+    const pgHealthy = this.pgHealthy();
+    const fitness = pgHealthy ? fitnessOf(probe) : null;
+    const role: NodeRole = this.isWitness
+      ? 'witness'
+      : !pgHealthy
+        ? 'down'
+        : this.gate().open
+          ? 'primary'
+          : probe?.role === 'backup'
+            ? 'backup'
+            : 'unknown';
+    return {
+      node: this.self,
+      kind: this.isWitness ? 'witness' : 'member',
+      role,
+      term: this.currentTerm(),
+      writable: this.gate().open,
+      pgHealthy,
+      streaming: probe?.walReceiverStatus === 'streaming',
+      lagBytes: this.backupLagBytes(probe),
+      lsn: fitness === null ? null : fitness.toString(),
+      campaignable: this.campaignAllowed(),
+    };
+  }
+
+  status(): Record<string, unknown> {
+    const view = this.topology.current();
+    const state = this.store.state;
+    const base = this.parts.baseStatus?.() ?? {};
+    const nodes = Array.isArray(base.nodes) ? (base.nodes as Array<Record<string, unknown>>) : [];
+    const viewRoles = new Map(view.members.map((m) => [m.name, m]));
+    return {
+      ...base,
+      cluster: this.parts.config.cluster.name,
+      term: view.term,
+      primary: view.primary ?? (state.promotedTerm === view.term ? state.primary : null),
+      writablePrimary: view.primary,
+      reportedBy: this.self,
+      leader: this.driverStatus()?.leader ?? null,
+      promotedAtLsn: view.promotedAtLsn === null ? null : view.promotedAtLsn.toString(),
+      durability: state.durability,
+      switchover: state.switchover,
+      members: view.members.map((m) => ({ ...m, lsn: m.lsn === null ? null : m.lsn.toString() })),
+      nodes: nodes.map((n) => {
+        const member = viewRoles.get(String(n.name));
+        if (member === undefined) return n;
+        const role = n.name === this.self ? this.health().role : member.role;
+        return { ...n, role };
+      }),
+    };
+  }
+
+  // ---------------------------------------------------------------- admin
+
+  async switchover(request: { to?: string }): Promise<AdminResult> {
+    if (!this.isLeader()) return this.forwardToLeader('/switchover', request);
+    if (this.switchoverRunning) return { ok: false, status: 409, message: 'a switchover is already running' };
+    const target = request.to ?? this.bestTarget();
+    const refusal = this.checkTarget(target);
+    if (refusal !== null) return refusal;
+    this.switchoverRunning = true;
+    try {
+      return await this.runSwitchover(target as string);
+    } finally {
+      this.switchoverRunning = false;
+    }
+  }
+
+  async failover(request: { to?: string }): Promise<AdminResult> {
+    if (!this.isLeader()) return this.forwardToLeader('/failover', request);
+    const target = request.to ?? this.bestTarget();
+    const refusal = this.checkTarget(target);
+    if (refusal !== null) return refusal;
+    const term = this.currentTerm();
+    this.log.info('manual failover', { event: 'failover', to: target, term });
+    if (!(await this.driver.transferLeader(target as string))) {
+      return { ok: false, status: 409, message: `leadership cannot move to ${target} now; retry` };
+    }
+    const promoted = await this.waitFor(
+      () => this.store.state.primary === target && this.store.state.promotedTerm > term,
+      this.settings.switchoverTimeoutMs,
+    );
+    return promoted
+      ? { ok: true, message: `${target} is the primary`, detail: { term: this.store.state.promotedTerm } }
+      : {
+          ok: false,
+          status: 503,
+          message: `${target} did not take over within ${this.settings.switchoverTimeoutMs} ms`,
+        };
+  }
+
+  async addMember(): Promise<AdminResult> {
+    return {
+      ok: false,
+      status: 409,
+      message: 'membership is static in this version: edit members in every config and restart the sidecars',
+    };
+  }
+
+  async removeMember(): Promise<AdminResult> {
+    return this.addMember();
+  }
+
+  // ---------------------------------------------------------------- the loop
+
+  /** Schedules one pass; passes never overlap (each may await PostgreSQL). */
+  private kick(): void {
+    if (!this.running) return;
+    this.refreshRaftInputs();
+    this.topology.refresh();
+    this.maybePollHealth();
+    if (this.acting !== null) return;
+    this.acting = this.pass()
+      .catch((error: Error) => {
+        this.log.error('failover step failed; retrying', { error: error.message });
+      })
+      .finally(() => {
+        this.acting = null;
+      });
+  }
+
+  private refreshRaftInputs(): void {
+    const status = this.driverStatus();
+    if (status === null) return;
+    const now = this.clock();
+    if (status.leader !== '' && (status.role === 'leader' || this.driverLeaderContact(now))) {
+      this.lastLeaderContactMs = now;
+    }
+    const gate = this.gate();
+    if (gate.open) this.leaseLastValidAtMs = now;
+    const fitness = this.pgHealthy() ? fitnessOf(this.parts.probe.last()) : null;
+    this.driver.setFitness(fitness ?? 0n);
+    this.driver.setCampaignAllowed(this.campaignAllowed());
+  }
+
+  private async pass(): Promise<void> {
+    if (this.isWitness) return;
+    const status = this.driverStatus();
+    if (status === null) return;
+    await this.fenceIfLeaseLost();
+    if (status.role === 'leader') await this.leaderPass(status.term);
+    else await this.followerPass();
+    this.noteRole();
+    this.noteDurability();
+  }
+
+  private async leaderPass(term: number): Promise<void> {
+    const state = this.store.state;
+    const { instance, supervisor } = this.parts;
+    const promoted = state.promotedTerm === term && state.primary === this.self;
+    supervisor.setAutoRestart(false);
+    if (!this.pgHealthy() || !instance.isRunning()) {
+      const target = this.bestTarget();
+      if (target !== null) {
+        this.log.warn('postgres failed on the primary: handing leadership over', {
+          event: 'step-down',
+          term,
+          to: target,
+        });
+        await this.driver.transferLeader(target);
+        await this.waitFor(() => !this.isLeader(), this.electionMs() * 2);
+        return;
+      }
+      if (
+        !instance.isRunning() &&
+        !instance.isStandby() &&
+        (state.primary === this.self || state.primary === null)
+      ) {
+        this.log.warn('postgres down on the primary and no backup can take over: restarting it', { term });
+        await supervisor.startOnce();
+      }
+      return;
+    }
+    if (promoted) {
+      this.parts.syncStandbys.setEnabled(true);
+      return;
+    }
+    await this.promote(term);
+  }
+
+  /** Steps 4 of DESIGN.md: settle replay, record S, pg_promote(), slots, commit Promoted. */
+  private async promote(term: number): Promise<void> {
+    const { instance, probe, syncStandbys } = this.parts;
+    const startedMs = this.clock();
+    let result = await probe.probeNow();
+    if (result.role === 'backup') {
+      this.log.info('leader of a new term: stopping replication to promote', {
+        event: 'promote-prepare',
+        term,
+      });
+      await stopFollowing(instance);
+      this.following = null;
+      const deadline = startedMs + this.settings.promoteCatchUpTimeoutMs;
+      for (;;) {
+        result = await probe.probeNow();
+        const settled = result.walReceiverStatus === null;
+        const caughtUp = (result.replayLsn ?? 0n) >= (result.receiveLsn ?? 0n);
+        if ((settled && caughtUp) || this.clock() > deadline) break;
+        if (!this.stillLeading(term)) return;
+        await sleep(PROMOTE_POLL_MS);
+      }
+      if (!this.stillLeading(term)) return;
+      const s = result.replayLsn ?? 0n;
+      const backups = this.databaseMembers()
+        .filter((m) => m.name !== this.self)
+        .map((m) => m.name);
+      await prepareSyncQuorum(instance, backups, this.parts.config.durability);
+      syncStandbys.setEnabled(true);
+      await instance.promote();
+      this.metrics.promotions.inc();
+      this.log.info('promoted postgres', { event: 'promote', term, lsn: formatLsn(s) });
+      await this.createSlots();
+      await this.commit({ type: 'promoted', term, node: this.self, lsn: s });
+    } else {
+      await this.createSlots();
+      const s = result.currentLsn ?? 0n;
+      await this.commit({ type: 'promoted', term, node: this.self, lsn: s });
+    }
+    this.log.info('primary of term', {
+      event: 'promoted',
+      term,
+      node: this.self,
+      ms: Math.round(this.clock() - startedMs),
+    });
+  }
+
+  private async createSlots(): Promise<void> {
+    for (const member of this.databaseMembers()) {
+      if (member.name !== this.self) await this.parts.instance.ensureSlot(`pgward_${member.name}`);
+    }
+  }
+
+  private async followerPass(): Promise<void> {
+    const { instance, supervisor } = this.parts;
+    const state = this.store.state;
+    const pg = this.localPostgresState();
+    supervisor.setAutoRestart(pg !== 'primary' && state.primary !== null && state.primary !== this.self);
+    const action = followerAction({
+      self: this.self,
+      pg,
+      currentTerm: this.currentTerm(),
+      promotedTerm: state.promotedTerm,
+      appliedPrimary: state.primary,
+      following: this.following === undefined ? '?' : this.following,
+      diverged: pg === 'stopped' && instance.hasData() && !instance.isStandby(),
+    });
+    switch (action.kind) {
+      case 'none':
+        return;
+      case 'stop-following':
+        this.log.info('newer term seen: stop following the old primary', {
+          event: 'fence',
+          reason: 'stop-following',
+          term: this.currentTerm(),
+        });
+        this.metrics.fences.inc({ reason: 'stop-following' });
+        await stopFollowing(instance);
+        this.following = null;
+        return;
+      case 'follow': {
+        const target = this.targetOf(action.primary);
+        if (pg !== 'standby') return;
+        this.log.info('following the primary', {
+          event: 'follow',
+          primary: action.primary,
+          term: state.promotedTerm,
+        });
+        await followPrimary(instance, target);
+        this.following = action.primary;
+        return;
+      }
+      case 'demote': {
+        const target = this.targetOf(action.primary);
+        this.log.warn('postgres is a primary of an older term: demoting by pg_rewind', {
+          event: 'fence',
+          reason: 'demote',
+          primary: action.primary,
+          term: state.promotedTerm,
+        });
+        this.metrics.fences.inc({ reason: 'demote' });
+        supervisor.setAutoRestart(false);
+        this.parts.syncStandbys.setEnabled(false);
+        const how = await rewindOnto(instance, target, this.log);
+        await instance.start();
+        this.following = action.primary;
+        this.log.info('rejoined as a backup', { event: 'rejoin', how, primary: action.primary });
+        return;
+      }
+      case 'start-standby': {
+        const target = this.targetOf(action.primary);
+        instance.writeConfig(target);
+        await instance.start();
+        this.following = action.primary;
+        return;
+      }
+    }
+  }
+
+  private async fenceIfLeaseLost(): Promise<void> {
+    const probe = this.parts.probe.last();
+    const running = this.parts.instance.isRunning();
+    const fence = shouldSelfFence({
+      pgRunningAsPrimary: running && probe?.role === 'primary',
+      leaseValid: this.gate().open,
+      leaseLastValidAtMs: this.leaseLastValidAtMs,
+      nowMs: this.clock(),
+      graceMs: this.settings.fenceGraceMs,
+    });
+    if (!fence) return;
+    this.log.warn('lease lost past the grace period: stopping postgres', {
+      event: 'fence',
+      reason: 'self-fence',
+      term: this.currentTerm(),
+      graceMs: this.settings.fenceGraceMs,
+    });
+    this.metrics.fences.inc({ reason: 'self-fence' });
+    this.parts.supervisor.setAutoRestart(false);
+    this.leaseLastValidAtMs = null;
+    await this.parts.instance.stop('immediate');
+  }
+
+  // ---------------------------------------------------------------- switchover
+
+  private async runSwitchover(target: string): Promise<AdminResult> {
+    const term = this.currentTerm();
+    const startedMs = this.clock();
+    const deadlineMs = startedMs + this.settings.switchoverTimeoutMs;
+    const drainDeadlineMs = startedMs + this.settings.switchoverDrainMs;
+    let announced = false;
+    this.log.info('switchover started', { event: 'switchover', from: this.self, to: target, term });
+    for (;;) {
+      if (!this.stillLeading(term)) break;
+      const probe = await this.parts.probe.probeNow();
+      const row = probe.replication.find((r) => r.applicationName === target);
+      const step = switchoverStep({
+        announced,
+        nowMs: this.clock(),
+        deadlineMs,
+        activeTransactions: announced ? await openTransactions(this.parts.instance) : 0,
+        drainDeadlineMs,
+        targetHealthy: row !== undefined && row.state === 'streaming',
+        targetLsn: row?.flushLsn ?? null,
+        primaryLsn: probe.currentLsn,
+        transferred: false,
+      });
+      if (step.kind === 'announce') {
+        await this.commit({ type: 'switchover-intent', term, from: this.self, to: target });
+        announced = true;
+      } else if (step.kind === 'abort') {
+        if (announced && this.stillLeading(term)) await this.commit({ type: 'switchover-abort', term });
+        this.log.warn('switchover aborted', { event: 'switchover-abort', reason: step.reason, term });
+        return { ok: false, status: 503, message: `switchover aborted: ${step.reason}` };
+      } else if (step.kind === 'transfer') {
+        if (!(await this.driver.transferLeader(target))) {
+          await this.commit({ type: 'switchover-abort', term });
+          return { ok: false, status: 409, message: `leadership could not move to ${target}` };
+        }
+        break;
+      } else {
+        await sleep(ADMIN_WAIT_POLL_MS);
+      }
+    }
+    const done = await this.waitFor(
+      () => this.store.state.primary === target && this.store.state.promotedTerm > term,
+      Math.max(0, deadlineMs - this.clock()) + this.electionMs() * 2,
+    );
+    if (!done)
+      return { ok: false, status: 503, message: `${target} did not take over in time; check GET /cluster` };
+    const pauseMs = Math.round(this.clock() - startedMs);
+    this.log.info('switchover done', {
+      event: 'switchover-done',
+      to: target,
+      term: this.store.state.promotedTerm,
+      ms: pauseMs,
+    });
+    return {
+      ok: true,
+      message: `${target} is the primary`,
+      detail: { term: this.store.state.promotedTerm, ms: pauseMs },
+    };
+  }
+
+  // ---------------------------------------------------------------- health
+
+  /** The leader collects the members' health over their API and commits changes. */
+  private maybePollHealth(): void {
+    const now = this.clock();
+    if (!this.isLeader() || this.healthPolling || now - this.lastHealthPollMs < this.settings.healthPollMs)
+      return;
+    this.healthPolling = true;
+    this.lastHealthPollMs = now;
+    this.pollHealth()
+      .catch((error: Error) => this.log.debug('health poll failed', { error: error.message }))
+      .finally(() => {
+        this.healthPolling = false;
+      });
+  }
+
+  private async pollHealth(): Promise<void> {
+    const others = this.databaseMembers().filter((m) => m.name !== this.self);
+    const timeoutMs = Math.max(100, this.settings.healthPollMs * 2);
+    await Promise.all(
+      others.map(async (member) => {
+        try {
+          const response = await fetch(`http://${member.host}:${member.apiPort}/health`, {
+            signal: AbortSignal.timeout(timeoutMs),
+          });
+          const health = (await response.json()) as LocalHealth;
+          this.peers.set(member.name, { atMs: this.clock(), health });
+        } catch {
+          this.peers.delete(member.name);
+        }
+      }),
+    );
+    if (!this.isLeader()) return;
+    const term = this.currentTerm();
+    if (this.store.state.promotedTerm !== term || this.store.state.primary !== this.self) return;
+    const own = this.health();
+    await this.report(this.self, own.lsn, own.pgHealthy, false);
+    for (const member of others) {
+      const peer = this.peers.get(member.name)?.health;
+      await this.report(member.name, peer?.lsn ?? null, peer?.pgHealthy ?? false, peer?.streaming ?? false);
+    }
+  }
+
+  private async report(
+    node: string,
+    lsn: string | null,
+    healthy: boolean,
+    streaming: boolean,
+  ): Promise<void> {
+    const key = `${healthy}/${streaming}`;
+    const last = this.reported.get(node);
+    const now = this.clock();
+    if (last !== undefined && last.key === key && now - last.atMs < HEALTH_REPORT_EVERY_MS) return;
+    this.reported.set(node, { atMs: now, key });
+    await this.commit({ type: 'health', node, lsn: lsn === null ? null : BigInt(lsn), healthy, streaming });
+  }
+
+  // ---------------------------------------------------------------- events
+
+  private onApplied(outcome: import('./state-machine.ts').ApplyOutcome, term: number): void {
+    if (outcome.kind === 'ignored') {
+      this.log.warn('control command ignored', {
+        command: outcome.command.type,
+        reason: outcome.reason,
+        term,
+      });
+    } else if (outcome.command.type === 'promoted') {
+      const c = outcome.command;
+      const kind =
+        this.store.state.switchover === null && this.leaderLostAtMs !== null ? 'failover' : 'switchover';
+      this.log.info('promotion applied', {
+        event: 'promotion',
+        term: c.term,
+        primary: c.node,
+        lsn: formatLsn(c.lsn),
+      });
+      if (this.leaderLostAtMs !== null) {
+        this.metrics.failovers.inc({ kind });
+        this.metrics.failoverDuration.observe({ kind }, (this.clock() - this.leaderLostAtMs) / 1000);
+        this.leaderLostAtMs = null;
+      }
+    } else if (outcome.command.type === 'switchover-intent') {
+      this.log.info('switchover intent applied: holding new transactions', {
+        event: 'switchover-intent',
+        ...outcome.command,
+      });
+    }
+    this.topology.refresh();
+    this.kick();
+  }
+
+  private onRaftChange(change: RaftChange): void {
+    if (change.term !== change.previous.term) {
+      this.metrics.elections.inc();
+      if (this.leaderLostAtMs === null && this.store.state.primary !== null)
+        this.leaderLostAtMs = this.clock();
+    }
+    this.log.info('raft role changed', {
+      event: 'election',
+      role: change.role,
+      term: change.term,
+      leader: change.leader,
+      previousRole: change.previous.role,
+      previousTerm: change.previous.term,
+    });
+    this.kick();
+  }
+
+  private noteRole(): void {
+    const role = this.health().role;
+    if (role === this.lastRole) return;
+    this.log.info('role changed', { event: 'role', role, previous: this.lastRole, term: this.currentTerm() });
+    this.metrics.roleChanges.inc({ role });
+    this.lastRole = role;
+  }
+
+  private noteDurability(): void {
+    if (!this.gate().open) return;
+    const decision = this.parts.syncStandbys.current();
+    const mode = decision === null ? null : decision.blocked ? 'blocked' : decision.mode;
+    if (mode === null || mode === this.lastDurability) return;
+    this.lastDurability = mode;
+    const level = mode === 'quorum' ? 'info' : 'warn';
+    this.log.log(level, 'durability mode', { event: 'durability', mode, term: this.currentTerm() });
+    void this.commit({ type: 'durability', term: this.currentTerm(), mode }).catch(() => {});
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private knowledge(): LocalKnowledge {
+    const status = this.driverStatus();
+    const now = this.clock();
+    const isLeader = status?.role === 'leader';
+    return {
+      state: this.store.state,
+      currentTerm: status?.term ?? 0,
+      self: this.self,
+      isLeader,
+      leaseGateOpen: this.gate().open,
+      leaderHeardRecently: !isLeader && status?.leader !== '' && this.driverLeaderContact(now),
+    };
+  }
+
+  private gate() {
+    const status = this.driverStatus();
+    const probe = this.parts.probe.last();
+    return leaseGate({
+      isLeader: status?.role === 'leader',
+      currentTerm: status?.term ?? 0,
+      promotedTerm: this.store.state.promotedTerm,
+      appliedPrimary: this.store.state.primary,
+      self: this.self,
+      nowMs: this.clock(),
+      // The driver's lease already ends the stop margin early.
+      leaseEndMs: this.driver.leaseValidUntil(),
+      stopMarginMs: 0,
+      pgWritable: this.pgHealthy() && probe?.role === 'primary' && this.parts.instance.isRunning(),
+    });
+  }
+
+  /** Whether the leader was heard from within the lease (followers). */
+  private driverLeaderContact(now: number): boolean {
+    const heard = this.driver.lastLeaderContactMs();
+    return heard !== null && now - heard < this.parts.config.raft.leaseMs;
+  }
+
+  private campaignAllowed(): boolean {
+    const spec = this.memberSpec(this.self);
+    if (spec === undefined || spec.kind === 'witness') return false;
+    const probe = this.parts.probe.last();
+    const now = this.clock();
+    const heard = this.driver.lastLeaderContactMs() ?? this.startedAtMs;
+    return mayCampaign({
+      self: this.self,
+      kind: spec.kind,
+      pgHealthy: this.pgHealthy(),
+      pgInRecovery: probe?.role === 'backup',
+      streamedRecently:
+        this.lastStreamingAtMs !== null && now - this.lastStreamingAtMs <= this.settings.streamingGraceMs,
+      appliedPrimary: this.store.state.primary,
+      bootstrapPrimary: (this.parts.config.bootstrap?.primary ?? this.self) === this.self,
+      leaderlessMs: now - Math.max(heard, this.lastLeaderContactMs),
+      campaignFallbackMs: this.settings.campaignFallbackMs,
+    });
+  }
+
+  private pgHealthy(): boolean {
+    return !this.pgCrashed && this.parts.probe.healthy();
+  }
+
+  private localPostgresState(): LocalPostgresState {
+    if (!this.parts.instance.isRunning()) return 'stopped';
+    const probe = this.parts.probe.last();
+    if (probe === null) return this.parts.instance.isStandby() ? 'standby' : 'primary';
+    return probe.role === 'primary' ? 'primary' : 'standby';
+  }
+
+  private backupLagBytes(probe: ProbeResult | null): number | null {
+    if (probe === null || probe.role !== 'backup') return null;
+    const primary = this.store.state.members.find((m) => m.spec.name === this.store.state.primary);
+    const mine = fitnessOf(probe);
+    if (primary?.lsn === null || primary?.lsn === undefined || mine === null) return probe.lagBytes;
+    return lagBytes(primary.lsn, probe.replayLsn ?? mine);
+  }
+
+  private durabilityMode(): 'quorum' | 'async' | 'blocked' | null {
+    const decision = this.parts.syncStandbys.current();
+    if (decision === null) return null;
+    return decision.blocked ? 'blocked' : decision.mode;
+  }
+
+  private bestTarget(): string | null {
+    const now = this.clock();
+    const candidates: BackupCandidate[] = this.databaseMembers().map((m) => {
+      const peer = this.peers.get(m.name);
+      const fresh = peer !== undefined && now - peer.atMs < this.settings.healthPollMs * 5;
+      return {
+        name: m.name,
+        kind: m.kind,
+        healthy: fresh && peer.health.pgHealthy,
+        streaming: fresh && peer.health.campaignable,
+        lsn: fresh && peer.health.lsn !== null ? BigInt(peer.health.lsn) : null,
+      };
+    });
+    return transferTarget(candidates, this.self);
+  }
+
+  private checkTarget(target: string | null | undefined): AdminResult | null {
+    if (target === null || target === undefined) {
+      return { ok: false, status: 409, message: 'no healthy streaming backup to hand over to' };
+    }
+    const spec = this.memberSpec(target);
+    if (spec === undefined) return { ok: false, status: 404, message: `no member named ${target}` };
+    if (spec.kind !== 'member' || target === this.self) {
+      return { ok: false, status: 400, message: `${target} is not another database member` };
+    }
+    return null;
+  }
+
+  private async forwardToLeader(route: string, body: { to?: string }): Promise<AdminResult> {
+    const leader = this.driverStatus()?.leader ?? '';
+    const spec = leader === '' ? undefined : this.memberSpec(leader);
+    if (spec === undefined)
+      return { ok: false, status: 503, message: 'no leader right now; retry in a second' };
+    try {
+      const response = await fetch(`http://${spec.host}:${spec.apiPort}${route}`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${this.parts.config.api.token ?? ''}`,
+        },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(this.settings.switchoverTimeoutMs + 5000),
+      });
+      const answer = (await response.json()) as { message?: string; error?: string };
+      if (response.ok)
+        return { ok: true, message: answer.message ?? 'done', detail: answer as Record<string, unknown> };
+      const status = [400, 404, 409, 503].includes(response.status) ? response.status : 503;
+      return {
+        ok: false,
+        status: status as 400 | 404 | 409 | 503,
+        message: answer.error ?? `leader answered ${response.status}`,
+      };
+    } catch (error) {
+      return {
+        ok: false,
+        status: 503,
+        message: `the leader ${leader} did not answer: ${(error as Error).message}`,
+      };
+    }
+  }
+
+  private async commit(command: ClusterCommand): Promise<void> {
+    await this.driver.propose(encodeCommand(command));
+  }
+
+  private targetOf(name: string) {
+    const spec = this.memberSpec(name);
+    if (spec === undefined) throw new Error(`applied primary ${name} is not a member`);
+    return followTargetOf(spec, this.self);
+  }
+
+  private memberSpec(name: string): MemberSpec | undefined {
+    return this.store.state.members.find((m) => m.spec.name === name)?.spec;
+  }
+
+  private databaseMembers(): MemberSpec[] {
+    return this.store.state.members.filter((m) => m.spec.kind === 'member').map((m) => m.spec);
+  }
+
+  private driverStatus() {
+    try {
+      return this.driver.status();
+    } catch {
+      return null;
+    }
+  }
+
+  private isLeader(): boolean {
+    return this.driverStatus()?.role === 'leader';
+  }
+
+  private stillLeading(term: number): boolean {
+    const status = this.driverStatus();
+    return this.running && status?.role === 'leader' && status.term === term;
+  }
+
+  private electionMs(): number {
+    return this.parts.config.raft.electionTicks * this.parts.config.raft.tickMs;
+  }
+
+  private async waitFor(condition: () => boolean, timeoutMs: number): Promise<boolean> {
+    const deadline = this.clock() + timeoutMs;
+    while (this.clock() < deadline) {
+      if (condition()) return true;
+      await sleep(ADMIN_WAIT_POLL_MS);
+    }
+    return condition();
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,84 @@
+// The PostgreSQL operations failover needs, on top of PostgresInstance: stop and
+// resume streaming without a restart, promote with the synchronous quorum set
+// first, demote a former primary by pg_rewind (base backup when that fails).
+import { rmSync } from 'node:fs';
+import pg from 'pg';
+import type { Logger } from '../log.ts';
+import { type FollowTarget, type PostgresInstance, slotNameFor } from '../postgres/instance.ts';
+import type { ProbeResult } from '../postgres/probe.ts';
+import { quorumNames } from '../postgres/sync-standbys.ts';
+import type { MemberSpec } from './commands.ts';
+
+export function followTargetOf(primary: MemberSpec, self: string): FollowTarget {
+  if (primary.pgPort === null) throw new Error(`member ${primary.name} has no PostgreSQL to follow`);
+  return { host: primary.host, port: primary.pgPort, slotName: slotNameFor(self) };
+}
+
+/** The LSN this member could serve from if promoted: what it received (flushed) or replayed. */
+export function fitnessOf(probe: ProbeResult | null): bigint | null {
+  if (probe === null) return null;
+  if (probe.role === 'primary') return probe.currentLsn;
+  const received = probe.receiveLsn ?? 0n;
+  const replayed = probe.replayLsn ?? 0n;
+  return received > replayed ? received : replayed;
+}
+
+/**
+ * Clears primary_conninfo (ALTER SYSTEM beats pgward.conf) and reloads: the
+ * walreceiver stops, so an old primary can no longer complete a synchronous commit
+ * through this backup, and a new leader's replay can settle before it promotes.
+ */
+export async function stopFollowing(instance: PostgresInstance): Promise<void> {
+  await instance.query(`ALTER SYSTEM SET primary_conninfo = ''`);
+  await instance.reload();
+}
+
+/** Points a running backup at `target` (pg 13+ reloads primary_conninfo without a restart). */
+export async function followPrimary(instance: PostgresInstance, target: FollowTarget): Promise<void> {
+  await instance.query('ALTER SYSTEM RESET primary_conninfo');
+  await instance.follow(target);
+}
+
+/**
+ * Sets the synchronous quorum over `backups` (or none with `degrade` and no
+ * backup) before promotion, so no commit is acknowledged asynchronously in the
+ * moment between pg_promote() and the sync manager's first decision.
+ */
+export async function prepareSyncQuorum(
+  instance: PostgresInstance,
+  backups: readonly string[],
+  durability: 'block' | 'degrade',
+): Promise<void> {
+  const names = backups.length === 0 && durability === 'degrade' ? '' : quorumNames(backups);
+  await instance.query(`ALTER SYSTEM SET synchronous_standby_names = ${pg.escapeLiteral(names)}`);
+  await instance.query(`ALTER SYSTEM SET synchronous_commit = 'on'`);
+  await instance.reload();
+}
+
+/** Stops a former primary, rewinds it onto `target`, and leaves it configured as a standby (not started). */
+export async function rewindOnto(
+  instance: PostgresInstance,
+  target: FollowTarget,
+  logger: Logger,
+): Promise<'rewound' | 'cloned'> {
+  await instance.stop('fast');
+  try {
+    await instance.rewindFrom(target);
+    return 'rewound';
+  } catch (error) {
+    logger.warn('pg_rewind failed; taking a fresh base backup instead', { error: (error as Error).message });
+    rmSync(instance.dataDir, { recursive: true, force: true });
+    await instance.cloneFrom(target);
+    return 'cloned';
+  }
+}
+
+/** Client backends with an open transaction (what a switchover drains). */
+export async function openTransactions(instance: PostgresInstance): Promise<number> {
+  const rows = await instance.query<{ n: string }>(
+    `SELECT count(*)::text AS n FROM pg_stat_activity
+      WHERE backend_type = 'client backend' AND xact_start IS NOT NULL AND pid <> pg_backend_pid()
+        AND application_name NOT LIKE 'pgward%'`,
+  );
+  return Number(rows[0]?.n ?? 0);
+}
