@@ -136,6 +136,8 @@ export class RaftDriver implements Service {
   private lastTimerAtMs = 0;
   /** Leases from rounds started before this time are void (an event-loop stall was seen). */
   private stallFenceMs: number | null = null;
+  /** When a message from the current leader was last stepped (followers). */
+  private leaderContactAtMs: number | null = null;
 
   private inbox: Input[] = [];
   private queuedMessages = 0;
@@ -304,6 +306,14 @@ export class RaftDriver implements Service {
     return until;
   }
 
+  /**
+   * Local monotonic ms when this follower last heard from its leader (null if
+   * never): a proxy that has not heard from a leader within the lease holds writes.
+   */
+  lastLeaderContactMs(): number | null {
+    return this.leaderContactAtMs;
+  }
+
   isLeaderWithLease(nowMs: number = this.clock()): boolean {
     const until = this.leaseValidUntil();
     return until !== null && nowMs < until;
@@ -384,7 +394,11 @@ export class RaftDriver implements Service {
     this.queuedMessages++;
     this.enqueue(() => {
       this.queuedMessages--;
-      this.requireCore().step(message);
+      const core = this.requireCore();
+      core.step(message);
+      // Only a leader sends these; count them once the core accepted the sender as leader.
+      const fromLeader = message.type === 'app' || message.type === 'heartbeat' || message.type === 'snap';
+      if (fromLeader && core.status().leader === message.from) this.leaderContactAtMs = this.clock();
     });
   }
 
