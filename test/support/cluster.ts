@@ -1,0 +1,222 @@
+// A real local pgward cluster for tests: N sidecar processes, each with its own
+// PostgreSQL, started with `pgward up --detach --dir <tmp> --port 0` (all ports free
+// ones from the OS) and stopped with `pgward down`, exactly as a user would.
+//
+//   const cluster = await startLocalCluster({ nodes: 3 });
+//   t.after(() => cluster.stop());                 // always: down + remove the dir
+//   await cluster.sql('node1', 'CREATE TABLE t (x int)');
+//   const status = await cluster.status();         // the `pgward status --json` object
+//   cluster.nodes[1].postmasterPid();              // live postmaster pid or null
+//
+// Options: `nodes` (default 3), `durability` ('block' | 'degrade'), `config` (deep-
+// merged into every node's generated config.yaml before the first start, e.g.
+// `{ postgres: { probeIntervalMs: 50 } }`), `timeoutMs` (bound on `up`, default 180 s).
+// `down()` stops every process but keeps the data; `up()` starts it again with the
+// same ports; `stop()` is `down()` + removing the dir and is safe to call twice.
+// Node fields: name, proxyUrl, pgUrl, pgPort, proxyPort, readOnlyPort, apiUrl,
+// apiPort, raftPort, configFile, dataDir (PostgreSQL's), nodeDir, logFile (sidecar),
+// postmasterPid(), sidecarPid(). `sql(node, text, params)` runs one statement on that
+// node's PostgreSQL directly (not through the proxy); `client(node)` returns a
+// connected pg.Client you end yourself. `pgward(...args)` runs the CLI on this dir.
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import type { ClusterStatus } from '../../src/api/status.ts';
+import { createLocalCluster } from '../../src/local/create.ts';
+import { type LocalCluster, readState } from '../../src/local/layout.ts';
+import { isSidecarOf } from '../../src/local/processes.ts';
+import { readPostmasterPid } from '../../src/postgres/instance.ts';
+import { makeTempDir, removeTempDir } from './tmp.ts';
+
+const PGWARD_BIN = fileURLToPath(new URL('../../bin/pgward.js', import.meta.url));
+const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface StartClusterOptions {
+  nodes?: number;
+  durability?: 'block' | 'degrade';
+  /** Deep-merged into every node's config before the first start. */
+  config?: Record<string, unknown>;
+  /** Bound on `pgward up --detach` (default 180 s). */
+  timeoutMs?: number;
+}
+
+export interface TestNode {
+  name: string;
+  /** postgres:// URL of this node's proxy (read-write port). */
+  proxyUrl: string;
+  /** postgres:// URL of this node's PostgreSQL itself. */
+  pgUrl: string;
+  pgPort: number;
+  proxyPort: number;
+  readOnlyPort: number;
+  apiUrl: string;
+  apiPort: number;
+  raftPort: number;
+  configFile: string;
+  nodeDir: string;
+  dataDir: string;
+  logFile: string;
+  postmasterPid(): number | null;
+  sidecarPid(): number | null;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface TestCluster {
+  dir: string;
+  name: string;
+  apiToken: string;
+  nodes: TestNode[];
+  node(name: string): TestNode;
+  status(): Promise<ClusterStatus>;
+  sql<Row extends pg.QueryResultRow = pg.QueryResultRow>(
+    node: TestNode | string,
+    text: string,
+    params?: unknown[],
+  ): Promise<Row[]>;
+  client(node: TestNode | string): Promise<pg.Client>;
+  pgward(...args: string[]): Promise<CliResult>;
+  up(): Promise<void>;
+  down(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Runs the pgward CLI as a child process; never throws on a non-zero exit. */
+export function runPgward(args: string[], timeoutMs = 240_000): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [PGWARD_BIN, ...args],
+      { cwd: REPO_ROOT, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+function tailOf(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+function toTestNode(cluster: LocalCluster, n: LocalCluster['nodes'][number]): TestNode {
+  return {
+    name: n.name,
+    proxyUrl: `postgres://postgres@127.0.0.1:${n.proxyPort}/postgres`,
+    pgUrl: `postgres://postgres@127.0.0.1:${n.pgPort}/postgres`,
+    pgPort: n.pgPort,
+    proxyPort: n.proxyPort,
+    readOnlyPort: n.readOnlyPort,
+    apiUrl: `http://127.0.0.1:${n.apiPort}`,
+    apiPort: n.apiPort,
+    raftPort: n.raftPort,
+    configFile: n.configFile,
+    nodeDir: n.dir,
+    dataDir: n.pgDataDir,
+    logFile: path.join(n.dir, 'sidecar.log'),
+    postmasterPid: () => readPostmasterPid(n.pgDataDir),
+    sidecarPid: () => {
+      const pid = readState(cluster.dir).sidecars[n.name];
+      return pid !== undefined && isSidecarOf(pid, n) ? pid : null;
+    },
+  };
+}
+
+export async function startLocalCluster(options: StartClusterOptions = {}): Promise<TestCluster> {
+  const dir = makeTempDir('pgward-cluster-');
+  const overrides: Record<string, unknown> = { ...(options.config ?? {}) };
+  if (options.durability !== undefined) overrides.durability = options.durability;
+  let local: LocalCluster;
+  try {
+    local = await createLocalCluster({ dir, nodes: options.nodes ?? 3, port: 0, overrides });
+  } catch (error) {
+    removeTempDir(dir);
+    throw error;
+  }
+  const nodes = local.nodes.map((n) => toTestNode(local, n));
+  const byName = (node: TestNode | string) => {
+    const name = typeof node === 'string' ? node : node.name;
+    const found = nodes.find((n) => n.name === name);
+    if (!found) throw new Error(`no node ${name} in the test cluster`);
+    return found;
+  };
+  const clientConfig = (node: TestNode | string): pg.ClientConfig => ({
+    host: '127.0.0.1',
+    port: byName(node).pgPort,
+    user: 'postgres',
+    database: 'postgres',
+    connectionTimeoutMillis: 10_000,
+  });
+  let stopped = false;
+  const cluster: TestCluster = {
+    dir,
+    name: local.name,
+    apiToken: local.apiToken,
+    nodes,
+    node: byName,
+    async status() {
+      const result = await runPgward(['status', '--json', '--dir', dir]);
+      if (result.code !== 0) throw new Error(`pgward status failed: ${result.stderr}`);
+      return JSON.parse(result.stdout) as ClusterStatus;
+    },
+    async sql(node, text, params = []) {
+      const client = new pg.Client(clientConfig(node));
+      client.on('error', () => {});
+      try {
+        await client.connect();
+        return (await client.query(text, params)).rows;
+      } finally {
+        await client.end().catch(() => {});
+      }
+    },
+    async client(node) {
+      const client = new pg.Client(clientConfig(node));
+      client.on('error', () => {});
+      await client.connect();
+      return client;
+    },
+    pgward: (...args) => runPgward(args),
+    async up() {
+      const result = await runPgward(
+        ['up', '--detach', '--dir', dir, '--timeout', String(options.timeoutMs ?? 180_000)],
+        (options.timeoutMs ?? 180_000) + 60_000,
+      );
+      if (result.code !== 0) {
+        const logs = nodes.map((n) => `--- ${n.name} sidecar.log\n${tailOf(n.logFile)}`).join('\n');
+        throw new Error(`pgward up failed (exit ${result.code}): ${result.stderr.trim()}\n${logs}`);
+      }
+    },
+    async down() {
+      const result = await runPgward(['down', '--dir', dir]);
+      if (result.code !== 0)
+        throw new Error(`pgward down failed (exit ${result.code}): ${result.stderr.trim()}`);
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      try {
+        await cluster.down();
+      } finally {
+        removeTempDir(dir);
+      }
+    },
+  };
+  try {
+    await cluster.up();
+  } catch (error) {
+    await cluster.stop().catch(() => {});
+    throw error;
+  }
+  return cluster;
+}
