@@ -14,12 +14,22 @@ export const proxyConfigSchema = z
     maxClientConn: z.number().int().min(1).default(10000),
     serverIdleTimeoutMs: z.number().int().min(0).default(600000),
     loginTimeoutMs: z.number().int().min(1).default(15000),
+    /** How long a request waits for a busy pool (every backend connection in use) before 53300. */
+    queryWaitTimeoutMs: z.number().int().min(1).default(120000),
     /** How long a new transaction waits while there is no writable primary, before 57P03. */
     holdTimeoutMs: z.number().int().min(0).default(10000),
     maxHeldRequests: z.number().int().min(0).default(10000),
-    maxHeldBytes: z.number().int().min(0).default(64 * 1024 * 1024),
+    maxHeldBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(64 * 1024 * 1024),
     /** Backups further behind than this are skipped by the read-only port. */
-    maxLagBytes: z.number().int().min(0).default(16 * 1024 * 1024),
+    maxLagBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(16 * 1024 * 1024),
     auth: z
       .object({
         method: z.enum(['trust', 'scram-sha-256']).default('trust'),
@@ -28,10 +38,7 @@ export const proxyConfigSchema = z
       })
       .strict()
       .default({ method: 'trust' }),
-    tls: z
-      .object({ certFile: z.string(), keyFile: z.string() })
-      .strict()
-      .optional(),
+    tls: z.object({ certFile: z.string(), keyFile: z.string() }).strict().optional(),
     /** Credentials the proxy itself uses to log in to PostgreSQL. */
     backendUser: z.string().optional(),
     backendPassword: z.string().optional(),

@@ -1,0 +1,1104 @@
+// One client connection: startup (TLS, auth), then the forwarding loop. Bytes are
+// forwarded as they are; the session decodes only what it acts on (startup, Query text
+// for SET tracking and hooks, Parse/Close names for prepared-statement tracking,
+// ReadyForQuery). Backpressure both ways: a full backend socket stops the client
+// reader, a full client socket stops the backend reader.
+import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import type { ClusterView } from '../cluster/view.ts';
+import type { Logger } from '../log.ts';
+import {
+  AUTHENTICATION_OK,
+  BIND_COMPLETE,
+  buildAuthenticationSASL,
+  buildAuthenticationSASLContinue,
+  buildAuthenticationSASLFinal,
+  buildBackendKeyData,
+  buildCommandComplete,
+  buildErrorResponse,
+  buildFatalError,
+  buildNegotiateProtocolVersion,
+  buildParameterStatus,
+  buildReadyForQuery,
+  CLOSE_COMPLETE,
+  NO_DATA,
+  PARSE_COMPLETE,
+} from '../wire/backend.ts';
+import { isProtocolError, ProtocolError } from '../wire/errors.ts';
+import { type Frame, FrameKind, frameBytes, type MessageFrame, MessageFramer } from '../wire/framer.ts';
+import {
+  buildClose,
+  decodeParse,
+  decodeQuery,
+  decodeSASLInitialResponse,
+  decodeSASLResponse,
+  isFrontendMessageType,
+  SYNC,
+} from '../wire/frontend.ts';
+import {
+  FrontendMessage,
+  MAX_PROTOCOL_MESSAGE_BYTES,
+  SUPPORTED_PROTOCOL_MINOR,
+  TargetKind,
+  TransactionStatus as WireStatus,
+} from '../wire/protocol.ts';
+import { SqlState } from '../wire/sqlstate.ts';
+import {
+  ENCRYPTION_ACCEPTED,
+  ENCRYPTION_REFUSED,
+  parseStartupPacket,
+  type StartupMessage,
+} from '../wire/startup.ts';
+import { newScramNonce } from './auth/scram.ts';
+import { ScramServer } from './auth/scram-server.ts';
+import { type BackendConnection, BackendLoginError, type BackendSink } from './backend.ts';
+import {
+  type BackendChannel,
+  BackendLostError,
+  type ClientRequest,
+  HoldError,
+  type FrontendMessage as HookMessage,
+  type LossVerdict,
+  type OwnedQueryResult,
+  type ProxyHooks,
+  type RequestContext,
+  type ResponseFilter,
+  type SessionInfo,
+  type TransactionStatus,
+} from './hooks.ts';
+import { OwnedQueryCollector } from './owned-query.ts';
+import { PoolExhaustedError } from './pool.ts';
+import { CLIENT_OWNER, expectsAnswer, type ResponseOwner } from './response-tracker.ts';
+import type { PortKind, Route } from './routing.ts';
+import type { SessionHost } from './session-host.ts';
+import { closeTarget, parseSettingChange, parseStatementName, Settings } from './session-state.ts';
+
+/** Client messages at least this big that span chunks are streamed to the backend, not assembled. */
+const CLIENT_STREAM_THRESHOLD_BYTES = 256 * 1024;
+/** An extended batch is buffered up to this size (for hooks and one write), then flushed as it is. */
+const MAX_BATCH_BYTES = 1024 * 1024;
+/** How often a request waiting for an unreachable primary retries the connection. */
+const RECONNECT_RETRY_MS = 100;
+
+const STATUS_BYTE: Record<TransactionStatus, WireStatus> = {
+  I: WireStatus.Idle,
+  T: WireStatus.InTransaction,
+  E: WireStatus.Failed,
+};
+
+function isClientStreamable(type: number): boolean {
+  return type === FrontendMessage.Bind || type === FrontendMessage.CopyData || type === FrontendMessage.Query;
+}
+
+function errorMessage(code: string, message: string, detail?: string): Buffer {
+  const fields = { severity: 'ERROR', code, message } as Parameters<typeof buildErrorResponse>[0];
+  if (detail !== undefined) fields.detail = detail;
+  return buildErrorResponse(fields);
+}
+
+const ROLLBACK_STATEMENT = /^\s*(rollback|abort|commit|end)(\s+(work|transaction))?\s*;?\s*$/i;
+
+type Phase = 'startup' | 'auth' | 'login' | 'ready' | 'closed';
+
+export class ClientSession implements SessionInfo, BackendSink {
+  readonly clientId: number;
+  readonly secretKey: number;
+  user = '';
+  database = '';
+  startupParameters: ReadonlyMap<string, string> = new Map();
+  transactionStatus: TransactionStatus = 'I';
+
+  private socket: Duplex;
+  private phase: Phase = 'startup';
+  private readonly framer = new MessageFramer({
+    maxMessageBytes: MAX_PROTOCOL_MESSAGE_BYTES,
+    streamThresholdBytes: CLIENT_STREAM_THRESHOLD_BYTES,
+    streamable: isClientStreamable,
+    startup: true,
+  });
+  private busy = false;
+  private backend: BackendConnection | null = null;
+  /** A hook request is running: the backend stays attached whatever ReadyForQuery says. */
+  private pinned = false;
+  /** Extended messages buffered until Sync/Flush. */
+  private batch: MessageFrame[] = [];
+  private batchBytes = 0;
+  private batchStreamed = false;
+  /** A streamed client message still has body bytes to forward. */
+  private streamingToBackend = false;
+  private startupSettings = new Settings();
+  private readonly settings = new Settings();
+  /** Named prepared statements of this client: name → its Parse message. */
+  private readonly prepared = new Map<string, Buffer>();
+  /** The proxy answers in place of a lost backend: a transaction aborted by failover. */
+  private abortedTransaction = false;
+  /** The 40001 of an idle-in-transaction session whose backend was lost is still to be told. */
+  private abortNotice = false;
+  /** Extended messages are dropped until Sync (after an error the proxy answered itself). */
+  private discardUntilSync = false;
+  private holdAbort: AbortController | null = null;
+  private lastRequest: ClientRequest | null = null;
+  private scram: ScramServer | null = null;
+  private readonly loginTimer: NodeJS.Timeout;
+  private corked = false;
+  private readonly logger: Logger;
+
+  constructor(
+    socket: Duplex,
+    private readonly host: SessionHost,
+    readonly port: PortKind,
+  ) {
+    this.socket = socket;
+    const key = host.registerSession(this);
+    this.clientId = key.processId;
+    this.secretKey = key.secretKey;
+    this.logger = host.logger.child({ client: this.clientId });
+    this.loginTimer = setTimeout(
+      () =>
+        this.fatal(SqlState.ProtocolViolation, 'login timeout: the client did not complete startup in time'),
+      host.config.loginTimeoutMs,
+    );
+    this.wire(socket);
+  }
+
+  private get hooks(): ProxyHooks {
+    return this.host.hooks;
+  }
+
+  private wire(socket: Duplex): void {
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (error) => this.logger.debug('client socket error', { error: error.message }));
+    socket.on('close', () => this.end());
+  }
+
+  // ---- reading -------------------------------------------------------------------
+
+  private onData(chunk: Buffer): void {
+    if (this.phase === 'closed') return;
+    this.framer.push(chunk);
+    this.pump();
+  }
+
+  /** Handles buffered frames until one needs to wait; that one resumes the pump when done. */
+  private pump(): void {
+    while (!this.busy && this.phase !== 'closed') {
+      let frame: Frame | null;
+      try {
+        frame = this.framer.next();
+      } catch (error) {
+        this.protocolFailure(error);
+        return;
+      }
+      if (frame === null) return;
+      let step: Promise<void> | undefined;
+      try {
+        step = this.handle(frame);
+      } catch (error) {
+        this.protocolFailure(error);
+        return;
+      }
+      if (step !== undefined) {
+        this.busy = true;
+        this.socket.pause();
+        step.then(
+          () => {
+            this.busy = false;
+            if (this.phase === 'closed') return;
+            this.socket.resume();
+            this.pump();
+          },
+          (error) => this.stepFailed(error),
+        );
+      }
+    }
+  }
+
+  private handle(frame: Frame): Promise<void> | undefined {
+    switch (this.phase) {
+      case 'startup':
+        return this.handleStartup(frame);
+      case 'auth':
+        return this.handleAuth(frame);
+      case 'ready':
+        return this.handleReady(frame);
+      default:
+        throw new ProtocolError('unexpected data while the proxy logs in to PostgreSQL');
+    }
+  }
+
+  // ---- startup and authentication -----------------------------------------------
+
+  private handleStartup(frame: Frame): Promise<void> | undefined {
+    if (frame.kind !== FrameKind.Message) throw new ProtocolError('invalid startup packet');
+    const packet = parseStartupPacket(frame);
+    switch (packet.kind) {
+      case 'ssl': {
+        if (this.framer.bufferedBytes > 0) {
+          // Bytes behind an SSLRequest would be read as if they came encrypted (CVE-2021-23214).
+          throw new ProtocolError('received unencrypted data after SSL request');
+        }
+        const context = this.host.tlsContext;
+        this.framer.expectStartupPacket();
+        if (context === null) {
+          this.socket.write(ENCRYPTION_REFUSED);
+          return;
+        }
+        this.socket.write(ENCRYPTION_ACCEPTED);
+        this.upgradeToTls(context);
+        return;
+      }
+      case 'gssenc':
+        if (this.framer.bufferedBytes > 0)
+          throw new ProtocolError('received unencrypted data after GSSENC request');
+        this.framer.expectStartupPacket();
+        this.socket.write(ENCRYPTION_REFUSED);
+        return;
+      case 'cancel':
+        this.host.cancel(packet.processId, packet.secretKey);
+        this.phase = 'closed';
+        clearTimeout(this.loginTimer);
+        this.socket.end();
+        return;
+      case 'startup':
+        return this.startup(packet);
+    }
+  }
+
+  private upgradeToTls(context: tls.SecureContext): void {
+    const raw = this.socket;
+    raw.removeAllListeners('data');
+    raw.removeAllListeners('close');
+    const secure = new tls.TLSSocket(raw as import('node:net').Socket, {
+      isServer: true,
+      secureContext: context,
+    });
+    this.socket = secure;
+    this.wire(secure);
+  }
+
+  private startup(message: StartupMessage): Promise<void> | undefined {
+    this.user = message.params.get('user')!;
+    this.database = message.params.get('database')!;
+    this.startupParameters = message.params;
+    this.startupSettings = Settings.fromStartup(message.params);
+    for (const [name, value] of this.startupSettings.values) this.settings.values.set(name, value);
+    if (message.needsNegotiation) {
+      this.socket.write(
+        buildNegotiateProtocolVersion(SUPPORTED_PROTOCOL_MINOR, message.unsupportedProtocolOptions),
+      );
+    }
+    const secret = this.host.authenticator.secretFor(this.user);
+    if (secret === 'trust') return this.completeLogin();
+    this.scram = new ScramServer(this.user, secret, newScramNonce());
+    this.phase = 'auth';
+    this.socket.write(buildAuthenticationSASL([...ScramServer.mechanisms]));
+    return;
+  }
+
+  private handleAuth(frame: Frame): Promise<void> | undefined {
+    if (frame.kind !== FrameKind.Message || frame.type !== FrontendMessage.Password) {
+      throw new ProtocolError('expected a SASL response message', SqlState.ProtocolViolation);
+    }
+    const scram = this.scram!;
+    const step = this.scramStarted
+      ? scram.final(decodeSASLResponse(frame))
+      : (() => {
+          const initial = decodeSASLInitialResponse(frame);
+          return scram.initial(initial.mechanism, initial.data);
+        })();
+    this.scramStarted = true;
+    if (step.kind === 'failure') {
+      this.fatal(step.code, step.message);
+      return;
+    }
+    if (step.kind === 'continue') {
+      this.socket.write(buildAuthenticationSASLContinue(step.data));
+      return;
+    }
+    this.socket.write(buildAuthenticationSASLFinal(step.data));
+    return this.completeLogin();
+  }
+
+  private scramStarted = false;
+
+  /** Authenticated: get a backend for the parameters PostgreSQL reports, then greet the client. */
+  private async completeLogin(): Promise<void> {
+    this.phase = 'login';
+    this.scram = null;
+    this.socket.write(AUTHENTICATION_OK);
+    let backend: BackendConnection;
+    try {
+      backend = await this.attachBackend(0);
+    } catch (error) {
+      this.loginFailed(error);
+      return;
+    }
+    if ((this.phase as Phase) === 'closed') return;
+    clearTimeout(this.loginTimer);
+    this.cork();
+    for (const [name, value] of backend.parameters) this.socket.write(buildParameterStatus(name, value));
+    this.socket.write(buildBackendKeyData(this.clientId, this.secretKey));
+    this.socket.write(buildReadyForQuery(WireStatus.Idle));
+    this.uncork();
+    this.phase = 'ready';
+    this.host.counters.loginsTotal += 1;
+    this.maybeRelease();
+  }
+
+  private loginFailed(error: unknown): void {
+    if (error instanceof BackendLoginError) {
+      this.send(buildErrorResponse({ ...error.fields, severity: 'FATAL' }));
+      this.close();
+    } else if (error instanceof HoldError) this.fatal(error.sqlstate, error.message);
+    else if (error instanceof PoolExhaustedError) this.fatal(SqlState.TooManyConnections, error.message);
+    else
+      this.fatal(
+        SqlState.ConnectionFailure,
+        `the proxy could not log in to PostgreSQL: ${(error as Error).message}`,
+      );
+  }
+
+  // ---- forwarding ------------------------------------------------------------------
+
+  private handleReady(frame: Frame): Promise<void> | undefined {
+    if (frame.kind !== FrameKind.Message) return this.handleStreamed(frame);
+    const type = frame.type;
+    switch (type) {
+      case FrontendMessage.Query:
+        return this.onQuery(frame);
+      case FrontendMessage.Parse:
+      case FrontendMessage.Bind:
+      case FrontendMessage.Describe:
+      case FrontendMessage.Execute:
+      case FrontendMessage.Close:
+        if (this.discardUntilSync) return;
+        this.batch.push(frame);
+        this.batchBytes += frame.end - frame.start;
+        if (this.batchBytes > MAX_BATCH_BYTES) return this.flushBatchUnchecked();
+        return;
+      case FrontendMessage.Sync:
+      case FrontendMessage.Flush:
+        if (this.discardUntilSync) {
+          if (type === FrontendMessage.Sync) this.endDiscard();
+          return;
+        }
+        this.batch.push(frame);
+        return this.onBatchEnd(type === FrontendMessage.Sync ? 'sync' : 'flush');
+      case FrontendMessage.CopyData:
+      case FrontendMessage.CopyDone:
+      case FrontendMessage.CopyFail:
+        // Outside COPY PostgreSQL ignores these too; without a backend there is no COPY.
+        if (this.backend === null) return;
+        return this.writeToBackend(type, frameBytes(frame));
+      case FrontendMessage.FunctionCall:
+        return this.forwardDefault([frame], null);
+      case FrontendMessage.Terminate:
+        this.close();
+        return;
+      default:
+        if (!isFrontendMessageType(type) || type === FrontendMessage.Password) {
+          throw new ProtocolError(`invalid frontend message type ${type}`);
+        }
+        return;
+    }
+  }
+
+  private handleStreamed(frame: Frame): Promise<void> | undefined {
+    if (frame.kind === FrameKind.StreamStart) {
+      if (this.discardUntilSync) return;
+      this.batchStreamed = this.batch.length > 0 || frame.type === FrontendMessage.Bind;
+      return this.streamStart(frame.type, frame.bytes);
+    }
+    if (frame.kind === FrameKind.StreamPart) {
+      if (!this.streamingToBackend) return;
+      if (frame.last) this.streamingToBackend = false;
+      if (this.backend === null) return;
+      if (!this.backend.write(frame.bytes)) return this.backend.drained();
+    }
+    return;
+  }
+
+  private async streamStart(type: number, bytes: Buffer): Promise<void> {
+    await this.flushBatchUnchecked();
+    if (this.abortedTransaction) {
+      this.streamingToBackend = false;
+      return;
+    }
+    const backend = await this.ensureBackend(bytes.length, false);
+    if (backend === null) return;
+    this.streamingToBackend = true;
+    backend.noteSent(type, CLIENT_OWNER);
+    if (!backend.write(bytes)) await backend.drained();
+  }
+
+  private onQuery(frame: MessageFrame): Promise<void> | undefined {
+    const sql = decodeQuery(frame);
+    const request: ClientRequest = { kind: 'query', sql, message: toHookMessage(frame) };
+    if (this.abortedTransaction) {
+      this.answerInAbortedTransaction(sql);
+      return;
+    }
+    const change = parseSettingChange(sql);
+    if (change !== null) this.pendingSetting = change;
+    return this.dispatch(request, [frame]);
+  }
+
+  private pendingSetting: ReturnType<typeof parseSettingChange> = null;
+
+  private onBatchEnd(endsWith: 'sync' | 'flush'): Promise<void> | undefined {
+    const frames = this.batch;
+    const streamedBefore = this.batchStreamed;
+    this.batch = [];
+    this.batchBytes = 0;
+    if (endsWith === 'sync') this.batchStreamed = false;
+    if (this.abortedTransaction) {
+      this.answerBatchInAbortedTransaction(frames);
+      return;
+    }
+    const request: ClientRequest = {
+      kind: 'batch',
+      messages: frames.map(toHookMessage),
+      endsWith,
+      streamedBefore,
+    };
+    return this.dispatch(request, frames);
+  }
+
+  /** A batch grew past MAX_BATCH_BYTES (or a big message streams): forward it without the hooks. */
+  private flushBatchUnchecked(): Promise<void> | undefined {
+    if (this.batch.length === 0) return;
+    const frames = this.batch;
+    this.batch = [];
+    this.batchBytes = 0;
+    this.batchStreamed = true;
+    if (this.abortedTransaction) return;
+    return this.forwardDefault(frames, null);
+  }
+
+  private dispatch(request: ClientRequest, frames: MessageFrame[]): Promise<void> | undefined {
+    if (!this.hooks.interceptsRequests) return this.forwardDefault(frames, request);
+    return this.dispatchToHooks(request, frames);
+  }
+
+  private async dispatchToHooks(request: ClientRequest, frames: MessageFrame[]): Promise<void> {
+    this.pinned = true;
+    let handled: boolean;
+    try {
+      handled = await this.hooks.onRequest(this.requestContext(), request);
+    } catch (error) {
+      this.pinned = false;
+      this.hookFailed(error, request);
+      return;
+    }
+    this.pinned = false;
+    if (handled) {
+      this.maybeRelease();
+      return;
+    }
+    await this.forwardDefault(frames, request);
+  }
+
+  private hookFailed(error: unknown, request: ClientRequest): void {
+    if (
+      error instanceof HoldError ||
+      error instanceof PoolExhaustedError ||
+      error instanceof BackendLoginError
+    ) {
+      const [code, message] = describeAcquireFailure(error);
+      this.failRequest(code, message, request.kind === 'query' || request.endsWith === 'sync');
+      return;
+    }
+    if (error instanceof BackendLostError) {
+      this.fatal(
+        SqlState.TransactionResolutionUnknown,
+        'the connection to PostgreSQL was lost; the outcome is unknown',
+      );
+      return;
+    }
+    throw error;
+  }
+
+  /** Forwards whole client messages; the client gets the answers. */
+  private forwardDefault(frames: MessageFrame[], request: ClientRequest | null): Promise<void> | undefined {
+    if (request !== null) this.lastRequest = request;
+    const backend = this.backend;
+    if (backend !== null) return this.writeFrames(backend, frames);
+    const lastType = frames[frames.length - 1]!.type;
+    const bytes = frames.reduce((n, f) => n + f.end - f.start, 0);
+    return this.ensureBackend(bytes, endsWithReadyForQuery(lastType)).then((attached) => {
+      if (attached !== null) return this.writeFrames(attached, frames);
+    });
+  }
+
+  private writeFrames(backend: BackendConnection, frames: MessageFrame[]): Promise<void> | undefined {
+    let writable = true;
+    backend.cork();
+    for (const frame of frames) {
+      const bytes = frameBytes(frame);
+      this.trackStatement(backend, frame.type, bytes);
+      writable = backend.send(frame.type, bytes, CLIENT_OWNER);
+    }
+    backend.uncork();
+    return writable ? undefined : backend.drained();
+  }
+
+  private writeToBackend(type: number, bytes: Buffer): Promise<void> | undefined {
+    const backend = this.backend!;
+    return backend.send(type, bytes, CLIENT_OWNER) ? undefined : backend.drained();
+  }
+
+  /** Keeps this client's and the backend's named statements in step with forwarded Parse/Close. */
+  private trackStatement(backend: BackendConnection, type: number, bytes: Buffer): void {
+    if (type === FrontendMessage.Parse) {
+      const name = parseStatementName(bytes);
+      if (name === null || name === '') return;
+      if (backend.prepared.has(name) && !this.prepared.has(name)) {
+        // Another client's statement of that name lives on this shared backend: drop it first.
+        backend.send(FrontendMessage.Close, buildClose(TargetKind.Statement, name), SWALLOW);
+      }
+      const copy = Buffer.from(bytes);
+      this.prepared.set(name, copy);
+      backend.prepared.set(name, copy);
+    } else if (type === FrontendMessage.Close) {
+      const target = closeTarget(bytes);
+      if (target === null || target.kind !== TargetKind.Statement || target.name === '') return;
+      this.prepared.delete(target.name);
+      backend.prepared.delete(target.name);
+    }
+  }
+
+  // ---- backends: acquire, replay, release, loss ----------------------------------
+
+  /** The attached backend, or a new one; null when the request was answered with an error instead. */
+  private async ensureBackend(bytes: number, endsWithReady: boolean): Promise<BackendConnection | null> {
+    if (this.backend !== null) return this.backend;
+    try {
+      return await this.attachBackend(bytes);
+    } catch (error) {
+      if (this.phase === 'closed') return null;
+      const [code, message] = describeAcquireFailure(error);
+      this.failRequest(code, message, endsWithReady);
+      return null;
+    }
+  }
+
+  /**
+   * Acquires a backend on the current route (holding while there is none, bounded by
+   * holdTimeoutMs), re-applies this client's settings and prepared statements, attaches it.
+   */
+  private async attachBackend(bytes: number): Promise<BackendConnection> {
+    const deadlineMs = Date.now() + this.host.config.holdTimeoutMs;
+    this.holdAbort = new AbortController();
+    try {
+      for (;;) {
+        let route: Route | null = this.host.route(this.port);
+        if (route === null) {
+          await this.host.holds.hold(bytes, deadlineMs, this.holdAbort.signal, () => {
+            route = this.host.route(this.port);
+            return route !== null;
+          });
+        }
+        const term = this.host.currentTerm();
+        let backend: BackendConnection;
+        try {
+          backend = await this.host.pool.acquire(
+            { endpoint: route!.endpoint, database: this.database, user: this.host.backendUser(this.user) },
+            term,
+          );
+        } catch (error) {
+          if (error instanceof BackendLoginError || error instanceof PoolExhaustedError) throw error;
+          this.logger.info('backend unreachable; holding the request', { error: (error as Error).message });
+          await this.host.holds.hold(
+            bytes,
+            deadlineMs,
+            this.holdAbort.signal,
+            waitedOnce(),
+            RECONNECT_RETRY_MS,
+          );
+          continue;
+        }
+        if (this.phase === 'closed') {
+          this.host.pool.release(backend);
+          throw new Error('client went away');
+        }
+        try {
+          await this.replayState(backend);
+        } catch (error) {
+          backend.close('connection-lost');
+          if (error instanceof BackendLostError) continue;
+          throw error;
+        }
+        this.backend = backend;
+        backend.attach(this);
+        return backend;
+      }
+    } finally {
+      this.holdAbort = null;
+    }
+  }
+
+  /** Makes `backend` look like this client's session: settings, then named prepared statements. */
+  private async replayState(backend: BackendConnection): Promise<void> {
+    const diff = this.settings.diffFrom(backend.settings);
+    if (diff !== '') {
+      try {
+        await backend.query(diff);
+      } catch {
+        if (backend.closed) throw new BackendLostError('connection-lost');
+        await this.replaySettingsOneByOne(backend);
+      }
+      backend.settings.clear();
+      for (const [name, value] of this.settings.values) backend.settings.set(name, value);
+    }
+    const missing = [...this.prepared].filter(
+      ([name, parse]) => !sameBytes(backend.prepared.get(name), parse),
+    );
+    if (missing.length === 0) return;
+    for (const [name, parse] of missing) {
+      // Close is harmless on a missing statement and clears one of the same name.
+      const collector = new OwnedQueryCollector(3);
+      backend.noteSent(FrontendMessage.Close, collector);
+      backend.write(buildClose(TargetKind.Statement, name));
+      backend.noteSent(FrontendMessage.Parse, collector);
+      backend.write(parse);
+      backend.noteSent(FrontendMessage.Sync, collector);
+      backend.write(SYNC);
+      try {
+        await collector.result;
+        backend.prepared.set(name, parse);
+      } catch (error) {
+        if (backend.closed) throw new BackendLostError('connection-lost');
+        // It no longer parses (a dropped table): the client sees the error when it uses it.
+        this.logger.info('prepared statement could not be re-created', {
+          name,
+          error: (error as Error).message,
+        });
+        this.prepared.delete(name);
+        backend.prepared.delete(name);
+      }
+    }
+  }
+
+  /** A setting PostgreSQL refuses (a bad value the client SET) is dropped, not replayed forever. */
+  private async replaySettingsOneByOne(backend: BackendConnection): Promise<void> {
+    await backend.query('RESET ALL');
+    for (const [name, value] of [...this.settings.values]) {
+      const single = new Settings();
+      single.values.set(name, value);
+      try {
+        await backend.query(single.diffFrom(new Map()));
+      } catch (error) {
+        if (backend.closed) throw new BackendLostError('connection-lost');
+        this.logger.info('setting could not be re-applied; dropped', {
+          name,
+          error: (error as Error).message,
+        });
+        this.settings.values.delete(name);
+      }
+    }
+  }
+
+  /** Transaction pooling: give the backend back once the client is idle at a boundary. */
+  private maybeRelease(): void {
+    const backend = this.backend;
+    if (backend === null || this.pinned || this.streamingToBackend || this.batch.length > 0) return;
+    if (!backend.atBoundary) return;
+    if (this.host.config.poolMode === 'transaction' || backend.term < this.host.currentTerm()) {
+      this.backend = null;
+      if (backend.term < this.host.currentTerm()) {
+        backend.detach();
+        backend.close('term-change');
+      } else {
+        this.host.pool.release(backend);
+      }
+    }
+  }
+
+  /** The topology changed: a backend of an older term is dropped, now if idle, else by failing its work. */
+  onTopology(view: ClusterView): void {
+    const backend = this.backend;
+    if (backend === null || backend.term >= view.term) return;
+    if (backend.atBoundary && !this.pinned && !this.streamingToBackend && this.batch.length === 0) {
+      this.backend = null;
+      backend.detach();
+      backend.close('term-change');
+      return;
+    }
+    backend.close('term-change');
+  }
+
+  /** The client asked to cancel: a held request ends with 57014, a running one is cancelled on PostgreSQL. */
+  cancelRequest(): void {
+    if (this.holdAbort !== null) {
+      this.holdAbort.abort();
+      return;
+    }
+    const backend = this.backend;
+    if (backend === null || backend.tracker.pending === 0) return;
+    if (!this.hooks.canForwardCancel(this)) {
+      this.logger.info('cancel request dropped: a commit waits on synchronous replication');
+      return;
+    }
+    this.host.counters.cancelsForwarded += 1;
+    backend.cancel(this.host.connector).catch((error) => {
+      this.logger.info('could not forward a cancel request', { error: (error as Error).message });
+    });
+  }
+
+  // BackendSink ------------------------------------------------------------------
+
+  deliver(bytes: Buffer): boolean {
+    if (this.phase === 'closed') return true;
+    return this.socket.write(bytes);
+  }
+
+  whenDrained(resume: () => void): void {
+    if (this.phase === 'closed') {
+      resume();
+      return;
+    }
+    this.socket.once('drain', resume);
+    this.socket.once('close', resume);
+  }
+
+  onReadyForQuery(status: TransactionStatus): void {
+    this.transactionStatus = status;
+    const change = this.pendingSetting;
+    if (change !== null && this.backend !== null && this.backend.tracker.owedReadyForQuery() === 0) {
+      this.pendingSetting = null;
+      // A SET inside a transaction block is undone by a rollback: record it only once idle.
+      if (status === 'I') {
+        this.settings.apply(change, this.startupSettings);
+        this.backend.settings.clear();
+        for (const [name, value] of this.settings.values) this.backend.settings.set(name, value);
+      }
+    }
+    this.maybeRelease();
+  }
+
+  onLost(reason: 'term-change' | 'connection-lost', owedReadyForQuery: number, batchOpen: boolean): void {
+    const lostTerm = this.backend?.term ?? 0;
+    this.backend = null;
+    this.host.counters.backendsLost += 1;
+    if (this.pinned || this.phase !== 'ready') return;
+    const inFlight = owedReadyForQuery > 0 || batchOpen;
+    if (!inFlight && this.transactionStatus === 'I') return;
+    const wasInTransaction = this.transactionStatus !== 'I';
+    this.hooks
+      .onBackendLost({
+        session: this,
+        lostTerm,
+        reason,
+        inFlight,
+        lastRequest: this.lastRequest,
+        newBackend: () => this.attachChannel(),
+      })
+      .then(
+        (verdict) => this.applyVerdict(verdict, owedReadyForQuery, batchOpen, wasInTransaction),
+        (error) => {
+          this.logger.error('onBackendLost hook failed', { error: (error as Error).message });
+          this.applyVerdict({ action: 'unknown' }, owedReadyForQuery, batchOpen, wasInTransaction);
+        },
+      );
+  }
+
+  private applyVerdict(
+    verdict: LossVerdict,
+    owed: number,
+    batchOpen: boolean,
+    wasInTransaction: boolean,
+  ): void {
+    if (this.phase === 'closed') return;
+    switch (verdict.action) {
+      case 'unknown':
+        this.fatal(
+          SqlState.TransactionResolutionUnknown,
+          'the connection to the primary was lost while a statement was running; its outcome is unknown',
+        );
+        return;
+      case 'fatal':
+        this.fatal(verdict.sqlstate, verdict.message);
+        return;
+      case 'respond':
+        this.send(verdict.bytes);
+        this.transactionStatus = verdict.transactionStatus;
+        return;
+      case 'abort': {
+        const abort = errorMessage(
+          SqlState.SerializationFailure,
+          'transaction aborted by failover; nothing was committed',
+          'The primary changed while the transaction was open. Retrying the whole transaction is safe.',
+        );
+        const status: TransactionStatus = wasInTransaction ? 'E' : 'I';
+        this.cork();
+        for (let i = 0; i < owed; i++) {
+          this.send(abort);
+          this.send(buildReadyForQuery(STATUS_BYTE[status]));
+        }
+        if (batchOpen) {
+          if (owed === 0) this.send(abort);
+          this.discardUntilSync = true;
+        }
+        this.uncork();
+        if (wasInTransaction) {
+          this.abortedTransaction = true;
+          this.abortNotice = owed === 0 && !batchOpen;
+        }
+        this.transactionStatus = status;
+        return;
+      }
+    }
+  }
+
+  private endDiscard(): void {
+    this.discardUntilSync = false;
+    this.send(buildReadyForQuery(STATUS_BYTE[this.transactionStatus]));
+  }
+
+  /** In a transaction the failover aborted, the proxy plays PostgreSQL's part until ROLLBACK. */
+  private answerInAbortedTransaction(sql: string): void {
+    if (ROLLBACK_STATEMENT.test(sql) && !this.abortNotice) {
+      this.leaveAbortedTransaction();
+      this.send(Buffer.concat([buildCommandComplete('ROLLBACK'), buildReadyForQuery(WireStatus.Idle)]));
+      return;
+    }
+    this.send(Buffer.concat([this.abortedError(), buildReadyForQuery(WireStatus.Failed)]));
+  }
+
+  private answerBatchInAbortedTransaction(frames: MessageFrame[]): void {
+    const parse = frames.find((f) => f.type === FrontendMessage.Parse);
+    const rollback =
+      parse !== undefined && ROLLBACK_STATEMENT.test(decodeParse(parse).sql) && !this.abortNotice;
+    const out: Buffer[] = [];
+    let failed = false;
+    for (const frame of frames) {
+      if (frame.type === FrontendMessage.Sync) {
+        if (rollback && !failed) this.leaveAbortedTransaction();
+        out.push(buildReadyForQuery(STATUS_BYTE[this.transactionStatus]));
+        failed = false;
+        continue;
+      }
+      if (failed || frame.type === FrontendMessage.Flush) continue;
+      if (!rollback) {
+        out.push(this.abortedError());
+        failed = true;
+        continue;
+      }
+      if (frame.type === FrontendMessage.Parse) out.push(PARSE_COMPLETE);
+      else if (frame.type === FrontendMessage.Bind) out.push(BIND_COMPLETE);
+      else if (frame.type === FrontendMessage.Describe) out.push(NO_DATA);
+      else if (frame.type === FrontendMessage.Close) out.push(CLOSE_COMPLETE);
+      else if (frame.type === FrontendMessage.Execute) out.push(buildCommandComplete('ROLLBACK'));
+    }
+    if (out.length > 0) this.send(Buffer.concat(out));
+  }
+
+  private abortedError(): Buffer {
+    if (this.abortNotice) {
+      this.abortNotice = false;
+      return errorMessage(
+        SqlState.SerializationFailure,
+        'transaction aborted by failover; nothing was committed',
+        'The primary changed while the transaction was open. Roll back, then retry the whole transaction.',
+      );
+    }
+    return errorMessage(
+      SqlState.InFailedSqlTransaction,
+      'current transaction is aborted (by failover), commands ignored until end of transaction block',
+    );
+  }
+
+  private leaveAbortedTransaction(): void {
+    this.abortedTransaction = false;
+    this.transactionStatus = 'I';
+  }
+
+  // ---- hooks plumbing ------------------------------------------------------------
+
+  private requestContext(): RequestContext {
+    return {
+      session: this,
+      backend: () => this.attachChannel(),
+      sendToClient: (bytes) => {
+        const backend = this.backend;
+        if (backend !== null && backend.tracker.pending > 0) backend.tracker.synthesize(bytes);
+        else this.send(bytes);
+      },
+    };
+  }
+
+  private async attachChannel(): Promise<BackendChannel> {
+    const backend = this.backend ?? (await this.attachBackend(0));
+    return channelOf(backend);
+  }
+
+  // ---- output and ending ---------------------------------------------------------
+
+  cork(): void {
+    if (this.corked || this.phase === 'closed') return;
+    this.corked = true;
+    this.socket.cork();
+  }
+
+  uncork(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    this.socket.uncork();
+  }
+
+  private send(bytes: Buffer): void {
+    if (this.phase !== 'closed') this.socket.write(bytes);
+  }
+
+  /**
+   * The current request failed before reaching PostgreSQL (the session goes on): an
+   * ErrorResponse, then ReadyForQuery when the request ended with a Query/Sync, else the
+   * rest of the batch is dropped up to its Sync, as PostgreSQL does after an error.
+   */
+  private failRequest(code: string, message: string, endsWithReady: boolean): void {
+    this.send(errorMessage(code, message));
+    if (endsWithReady) this.send(buildReadyForQuery(STATUS_BYTE[this.transactionStatus]));
+    else this.discardUntilSync = true;
+  }
+
+  private fatal(code: string, message: string): void {
+    if (this.phase === 'closed') return;
+    this.send(buildFatalError(code, message));
+    this.close();
+  }
+
+  private protocolFailure(error: unknown): void {
+    if (!isProtocolError(error)) {
+      this.logger.error('session failed', { error: (error as Error).stack });
+      this.fatal(SqlState.InternalError, 'internal error in the proxy session');
+      return;
+    }
+    this.host.counters.protocolErrors += 1;
+    this.fatal(error.code, error.message);
+  }
+
+  private stepFailed(error: unknown): void {
+    this.busy = false;
+    if (this.phase === 'closed') return;
+    this.protocolFailure(error);
+  }
+
+  /** The proxy is stopping: tell the client why, then close. */
+  shutdown(): void {
+    this.fatal(SqlState.AdminShutdown, 'terminating connection: the proxy is shutting down');
+  }
+
+  /** Ends the session: flushes what was queued, then closes the socket. */
+  close(): void {
+    if (this.phase === 'closed') return;
+    this.socket.end();
+    this.end();
+  }
+
+  /** Releases everything; a backend that is not clean is cancelled and closed, never pooled. */
+  private end(): void {
+    if (this.phase === 'closed' && this.backend === null) return;
+    this.phase = 'closed';
+    clearTimeout(this.loginTimer);
+    this.holdAbort?.abort();
+    this.host.unregisterSession(this);
+    const backend = this.backend;
+    this.backend = null;
+    if (backend !== null) this.retire(backend);
+    if (!this.socket.destroyed) this.socket.end();
+  }
+
+  private retire(backend: BackendConnection): void {
+    backend.detach();
+    if (backend.tracker.pending > 0) {
+      // A running statement would keep its transaction open until it finishes: cancel it.
+      backend
+        .cancel(this.host.connector)
+        .catch(() => {})
+        .finally(() => backend.close('connection-lost'));
+      return;
+    }
+    if (!backend.atBoundary || backend.term < this.host.currentTerm()) {
+      backend.close('connection-lost');
+      return;
+    }
+    if (this.host.config.poolMode === 'transaction') {
+      this.host.pool.release(backend);
+      return;
+    }
+    // Session pooling: the next client must not inherit this one's session.
+    backend.query('DISCARD ALL').then(
+      () => {
+        backend.settings.clear();
+        backend.prepared.clear();
+        this.host.pool.release(backend);
+      },
+      () => backend.close('connection-lost'),
+    );
+  }
+}
+
+const SWALLOW: ResponseOwner = { toClient: false };
+
+function endsWithReadyForQuery(type: number): boolean {
+  return (
+    type === FrontendMessage.Sync || type === FrontendMessage.Query || type === FrontendMessage.FunctionCall
+  );
+}
+
+function describeAcquireFailure(error: unknown): [string, string] {
+  if (error instanceof HoldError) return [error.sqlstate, error.message];
+  if (error instanceof PoolExhaustedError) return [SqlState.TooManyConnections, error.message];
+  if (error instanceof BackendLoginError) return [error.fields.code, error.fields.message];
+  return [SqlState.ConnectionFailure, `could not reach PostgreSQL: ${(error as Error).message}`];
+}
+
+function waitedOnce(): () => boolean {
+  let first = true;
+  return () => {
+    if (!first) return true;
+    first = false;
+    return false;
+  };
+}
+
+function sameBytes(a: Buffer | undefined, b: Buffer): boolean {
+  return a?.equals(b) === true;
+}
+
+function toHookMessage(frame: MessageFrame): HookMessage {
+  return { type: frame.type, raw: frameBytes(frame) };
+}
+
+/** The hooks' view of a backend (see BackendChannel in hooks.ts). */
+function channelOf(backend: BackendConnection): BackendChannel {
+  return {
+    term: backend.term,
+    endpoint: backend.endpoint,
+    backendPid: backend.processId,
+    query(sql: string, params?: readonly (string | null)[]): Promise<OwnedQueryResult> {
+      return backend.query(sql, params);
+    },
+    forward(messages: readonly Buffer[], filter?: ResponseFilter): Promise<void> {
+      if (backend.closed) return Promise.reject(new BackendLostError('connection-lost'));
+      const answered = messages.filter((m) => expectsAnswer(m[0]!)).length;
+      return new Promise((resolve, reject) => {
+        let remaining = answered;
+        const owner: ResponseOwner = {
+          toClient: true,
+          ...(filter === undefined ? {} : { filter }),
+          onDone: () => {
+            remaining -= 1;
+            if (remaining > 0) return;
+            if (backend.closed) reject(new BackendLostError('connection-lost'));
+            else resolve();
+          },
+        };
+        backend.cork();
+        for (const message of messages) backend.send(message[0]!, message, owner);
+        backend.uncork();
+        if (answered === 0) resolve();
+      });
+    },
+  };
+}
