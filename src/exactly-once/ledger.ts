@@ -53,7 +53,7 @@ export async function installLedger(
 ): Promise<InstallResult> {
   await client.query('BEGIN');
   try {
-    await client.query('SELECT pg_advisory_xact_lock($1)', [INSTALL_LOCK_ID]);
+    await client.query(`SELECT pg_advisory_xact_lock(${INSTALL_LOCK_ID})`);
     await client.query('CREATE SCHEMA IF NOT EXISTS pgward');
     await client.query(
       `CREATE TABLE IF NOT EXISTS pgward.schema_version (
@@ -72,10 +72,10 @@ export async function installLedger(
     for (const migration of migrations) {
       if (migration.version <= current) continue;
       await client.query(migration.sql);
-      await client.query('INSERT INTO pgward.schema_version (version, name) VALUES ($1, $2)', [
-        migration.version,
-        migration.name,
-      ]);
+      // Inlined (no parameters) so the proxy can run the installer over its own simple-protocol queries.
+      await client.query(
+        `INSERT INTO pgward.schema_version (version, name) VALUES (${migration.version}, '${migration.name}')`,
+      );
       applied.push(migration.version);
     }
     await client.query('COMMIT');
