@@ -55,7 +55,7 @@ function fromPgConfig(): string | null {
   }
 }
 
-function fromDebianLayout(root = '/usr/lib/postgresql'): string | null {
+function fromDebianLayout(root: string): string | null {
   let versions: string[];
   try {
     versions = readdirSync(root).filter((v) => /^\d+(\.\d+)?$/.test(v));
@@ -70,7 +70,8 @@ function fromDebianLayout(root = '/usr/lib/postgresql'): string | null {
   return null;
 }
 
-export function findBinaries(configuredBindir?: string): PgBinaries {
+/** `debianRoot` is where versioned bin dirs are searched (tests point it elsewhere). */
+export function findBinaries(configuredBindir?: string, debianRoot = '/usr/lib/postgresql'): PgBinaries {
   let bindir: string | null;
   if (configuredBindir !== undefined) {
     if (!hasAll(configuredBindir)) {
@@ -81,7 +82,7 @@ export function findBinaries(configuredBindir?: string): PgBinaries {
     }
     bindir = configuredBindir;
   } else {
-    bindir = fromPath() ?? fromPgConfig() ?? fromDebianLayout();
+    bindir = fromPath() ?? fromPgConfig() ?? fromDebianLayout(debianRoot);
   }
   if (bindir === null) {
     throw new UserError(
