@@ -15,16 +15,15 @@ import {
   type ErrorFields,
 } from '../wire/backend.ts';
 import { type Frame, FrameKind, frameBytes, MessageFramer } from '../wire/framer.ts';
-import { buildPasswordMessage, TERMINATE } from '../wire/frontend.ts';
+import { TERMINATE } from '../wire/frontend.ts';
 import {
-  AuthenticationCode,
   BackendMessage,
   FrontendMessage,
   MAX_PROTOCOL_MESSAGE_BYTES,
   TransactionStatus,
 } from '../wire/protocol.ts';
 import { buildCancelRequest, buildStartupMessage } from '../wire/startup.ts';
-import { md5PasswordResponse, ScramClient } from './backend-auth.ts';
+import { BackendAuthenticator } from './auth/client.ts';
 import { BackendLostError, type OwnedQueryResult, type TransactionStatus as TxStatus } from './hooks.ts';
 import { extendedQueryMessages, OwnedQueryCollector, simpleQueryMessages } from './owned-query.ts';
 import { ResponseTracker } from './response-tracker.ts';
@@ -182,7 +181,7 @@ export class BackendConnection {
 
   private logIn(options: BackendLoginOptions): Promise<void> {
     return new Promise((resolve, reject) => {
-      let scram: ScramClient | null = null;
+      const authenticator = new BackendAuthenticator(options.user, options.password);
       const fail = (error: Error) => {
         this.login = null;
         reject(error);
@@ -193,32 +192,13 @@ export class BackendConnection {
           return fail(new Error('unexpected streamed message during login'));
         switch (frame.type) {
           case BackendMessage.Authentication: {
-            const request = decodeAuthentication(frame);
-            const password = options.password;
-            if (request.code === AuthenticationCode.Ok) return;
-            if (password === undefined) {
-              return fail(new Error('PostgreSQL asks for a password: set proxy.backendPassword'));
+            let reply: Buffer | null;
+            try {
+              reply = authenticator.respond(decodeAuthentication(frame));
+            } catch (error) {
+              return fail(error as Error);
             }
-            if (request.code === AuthenticationCode.CleartextPassword) {
-              this.socket.write(buildPasswordMessage(password));
-            } else if (request.code === AuthenticationCode.MD5Password) {
-              this.socket.write(
-                buildPasswordMessage(md5PasswordResponse(options.user, password, request.salt)),
-              );
-            } else if (request.code === AuthenticationCode.SASL) {
-              scram = new ScramClient(password);
-              this.socket.write(scram.initialResponse(request.mechanisms));
-            } else if (request.code === AuthenticationCode.SASLContinue && scram !== null) {
-              this.socket.write(scram.continueResponse(request.data));
-            } else if (request.code === AuthenticationCode.SASLFinal && scram !== null) {
-              scram.verifyFinal(request.data);
-            } else {
-              return fail(
-                new Error(
-                  `PostgreSQL asks for an authentication method the proxy cannot use (${request.code})`,
-                ),
-              );
-            }
+            if (reply !== null) this.socket.write(reply);
             return;
           }
           case BackendMessage.ParameterStatus: {
