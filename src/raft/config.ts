@@ -12,8 +12,10 @@ export const raftConfigSchema = z
     maxClockDrift: z.number().min(0).max(0.5).default(0.01),
     leaseMs: z.number().int().min(1).default(400),
     leaseStopMarginMs: z.number().int().min(0).default(100),
-    /** Raft WAL and snapshots; defaults to <dataDir>/../raft. */
+    /** Raft WAL and snapshots; defaults to <node.dataDir>/raft. */
     dataDir: z.string().optional(),
+    /** A local snapshot (and WAL compaction) after this many applied entries. */
+    snapshotEveryEntries: z.number().int().min(1).default(1000),
   })
   .strict();
 

@@ -9,9 +9,21 @@ import { randomInt } from 'node:crypto';
 import { deferred, type Service } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import { CodecError, decodeMessage, encodeMessage } from './codec.ts';
+import { encodeConfChange } from './core/confchange.ts';
 import { RaftNode } from './core/raft-node.ts';
 import { SeededRng } from './core/rng.ts';
-import type { Config, ConfState, Entry, NodeId, Ready, Role, Snapshot, Status } from './core/types.ts';
+import type {
+  ConfChange,
+  Config,
+  ConfState,
+  Entry,
+  NodeId,
+  ProposeResult,
+  Ready,
+  Role,
+  Snapshot,
+  Status,
+} from './core/types.ts';
 import { FileStorage } from './storage/file-storage.ts';
 import { type PeerAddress, TcpTransport, type TransportCounters } from './transport/tcp.ts';
 
@@ -93,6 +105,8 @@ export interface DriverCounters {
   messagesDroppedInboxFull: number;
   messagesUndecodable: number;
   messagesMisaddressed: number;
+  /** Messages for a member whose address is not known yet (see setPeerAddress). */
+  messagesToUnknownPeer: number;
   stalls: number;
   snapshotsTaken: number;
 }
@@ -156,6 +170,7 @@ export class RaftDriver implements Service {
     messagesDroppedInboxFull: 0,
     messagesUndecodable: 0,
     messagesMisaddressed: 0,
+    messagesToUnknownPeer: 0,
     stalls: 0,
     snapshotsTaken: 0,
   };
@@ -230,6 +245,16 @@ export class RaftDriver implements Service {
     await this.shutdown(null);
   }
 
+  /** Tells the transport where a (new) member listens. */
+  setPeerAddress(id: NodeId, address: PeerAddress): void {
+    this.requireTransport().setPeerAddress(id, address);
+  }
+
+  /** Drops a removed member's connection and stops accepting its frames. */
+  removePeer(id: NodeId): void {
+    this.requireTransport().removePeer(id);
+  }
+
   /** The bound Raft address (useful when listening on port 0). */
   address(): PeerAddress {
     return this.requireTransport().address();
@@ -241,6 +266,15 @@ export class RaftDriver implements Service {
    * commit, ProposalOutcomeUnknownError when leadership was lost with it in flight.
    */
   propose(data: Uint8Array): Promise<number> {
+    return this.submit(data, (core) => core.propose(data));
+  }
+
+  /** A single-server membership change; settles like propose(). One at a time, per the core. */
+  proposeConfChange(change: ConfChange): Promise<number> {
+    return this.submit(encodeConfChange(change), (core) => core.proposeConfChange(change));
+  }
+
+  private submit(data: Uint8Array, proposeTo: (core: RaftNode) => ProposeResult): Promise<number> {
     if (data.length > this.settings.maxProposalBytes) {
       return Promise.reject(
         new ProposalRejectedError(
@@ -257,7 +291,7 @@ export class RaftDriver implements Service {
           );
           return;
         }
-        const result = this.requireCore().propose(data);
+        const result = proposeTo(this.requireCore());
         if (!result.ok) {
           reject(new ProposalRejectedError(result.reason, `raft proposal refused: ${result.reason}`));
           return;
@@ -451,7 +485,14 @@ export class RaftDriver implements Service {
       if (rd.mustSync) this.counters.fsyncs++;
     }
     const transport = this.requireTransport();
-    for (const message of rd.messages) transport.send(message.to, encodeMessage(message));
+    for (const message of rd.messages) {
+      // A member added to the group before its address reached setPeerAddress.
+      if (!transport.hasPeer(message.to)) {
+        this.counters.messagesToUnknownPeer++;
+        continue;
+      }
+      transport.send(message.to, encodeMessage(message));
+    }
     if (rd.snapshot !== undefined) {
       await this.options.stateMachine.restore(rd.snapshot);
       this.lastSnapshotIndex = rd.snapshot.metadata.index;

@@ -175,3 +175,25 @@ test('sending to a peer the transport does not know is a programmer error', asyn
   const a = await node(t, 'a', { b: nowhere });
   assert.throws(() => a.transport.send('zed', Buffer.from('x')), /unknown peer zed/);
 });
+
+test('peers can be added and removed at run time', async (t) => {
+  const a = await node(t, 'a', {});
+  const c = await node(t, 'c', { a: a.transport.address() });
+  a.transport.setPeerAddress('c', c.transport.address());
+  c.transport.send('a', Buffer.from('hello from c'));
+  a.transport.send('c', Buffer.from('hello from a'));
+  await waitFor(() => a.received.length === 1 && c.received.length === 1, {
+    timeoutMs,
+    what: 'the new peer',
+  });
+  a.transport.removePeer('c');
+  assert.equal(a.transport.hasPeer('c'), false);
+  await waitFor(
+    () => {
+      c.transport.send('a', Buffer.from('after removal'));
+      return a.transport.counters.rejected['unknown-peer'] > 0;
+    },
+    { timeoutMs, intervalMs: 25, what: 'frames of the removed peer to be refused' },
+  );
+  assert.deepStrictEqual(a.received, [['c', 'hello from c']]);
+});

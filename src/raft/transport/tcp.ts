@@ -113,9 +113,27 @@ export class TcpTransport implements Service {
     return { host: address.address, port: address.port };
   }
 
-  /** Points a peer at a new address (a restarted peer on another port). */
+  /** Adds a peer (a new member) or points a known one at a new address. */
   setPeerAddress(name: string, address: PeerAddress): void {
-    this.link(name).redirect(address);
+    if (name === this.options.self) throw new Error('raft transport peers must not include self');
+    const link = this.links.get(name);
+    if (link !== undefined) {
+      link.redirect(address);
+      return;
+    }
+    const added = new PeerLink(this, name, address);
+    this.links.set(name, added);
+    if (this.server.listening) added.connect();
+  }
+
+  /** Forgets a removed member: its queue, its connection, and its right to send to us. */
+  removePeer(name: string): void {
+    this.links.get(name)?.close();
+    this.links.delete(name);
+  }
+
+  hasPeer(name: string): boolean {
+    return this.links.has(name);
   }
 
   /** Queues a payload for `to`; never blocks, never throws on network trouble. */
