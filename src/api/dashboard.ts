@@ -128,3 +128,18 @@ export function dashboardRouter(options: DashboardOptions): Router {
   });
   return router;
 }
+
+/**
+ * Mounts the dashboard on an API router and feeds its timeline from `logger`'s
+ * event lines (adds a transport to it). Returns the timeline for direct pushes.
+ */
+export function mountDashboard(
+  router: Router,
+  logger: winston.Logger,
+  token: string | undefined,
+): DashboardTimeline {
+  const timeline = new DashboardTimeline();
+  logger.add(timeline.transport());
+  router.use(dashboardRouter({ timeline, token }));
+  return timeline;
+}
