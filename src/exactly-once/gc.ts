@@ -34,10 +34,15 @@ export async function collectLedgerGarbage(client: SqlClient, options: LedgerGcO
   return total;
 }
 
+export interface LedgerLease {
+  client: SqlClient;
+  release(): Promise<void>;
+}
+
 /**
- * Runs GC every `gcIntervalMs` while started. `connect` yields a client to the
- * current primary (or null when this node is not the primary, which skips the run);
- * the service releases it after each run.
+ * Runs GC every `gcIntervalMs` while started. `connect` yields one client per
+ * database that holds a ledger on the current primary (none when this node is not
+ * the primary, which skips the run); the service releases them after each run.
  */
 export class LedgerGc implements Service {
   private readonly finished = deferred<void>();
@@ -48,7 +53,7 @@ export class LedgerGc implements Service {
 
   constructor(
     private readonly options: LedgerGcOptions,
-    private readonly connect: () => Promise<{ client: SqlClient; release(): Promise<void> } | null>,
+    private readonly connect: () => Promise<LedgerLease[]>,
     private readonly log: Logger,
   ) {}
 
@@ -66,21 +71,22 @@ export class LedgerGc implements Service {
 
   /** Runs one GC pass now (also what the timer does); errors are logged, never thrown. */
   async runOnce(): Promise<number> {
-    const lease = await this.connect().catch((error: unknown) => {
+    const leases = await this.connect().catch((error: unknown) => {
       this.log.warn('ledger GC could not connect', { error: String(error) });
-      return null;
+      return [];
     });
-    if (lease === null) return 0;
-    try {
-      const deleted = await collectLedgerGarbage(lease.client, this.options);
-      if (deleted > 0) this.log.info('ledger GC deleted expired keys', { deleted });
-      return deleted;
-    } catch (error) {
-      this.log.warn('ledger GC failed', { error: String(error) });
-      return 0;
-    } finally {
-      await lease.release().catch(() => {});
+    let total = 0;
+    for (const lease of leases) {
+      try {
+        total += await collectLedgerGarbage(lease.client, this.options);
+      } catch (error) {
+        this.log.warn('ledger GC failed', { error: String(error) });
+      } finally {
+        await lease.release().catch(() => {});
+      }
     }
+    if (total > 0) this.log.info('ledger GC deleted expired keys', { deleted: total });
+    return total;
   }
 
   private schedule(): void {
