@@ -757,8 +757,14 @@ export class ClientSession implements SessionInfo, BackendSink {
       resume();
       return;
     }
-    this.socket.once('drain', resume);
-    this.socket.once('close', resume);
+    const socket = this.socket;
+    const done = () => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      resume();
+    };
+    socket.on('drain', done);
+    socket.on('close', done);
   }
 
   onReadyForQuery(status: TransactionStatus): void {

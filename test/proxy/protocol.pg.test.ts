@@ -67,7 +67,7 @@ test('node-postgres: parameters, named prepared statements, errors verbatim, not
     },
   );
   const notices: string[] = [];
-  client.on('notice', (n) => notices.push(n.message));
+  client.on('notice', (n) => notices.push(n.message ?? ''));
   await client.query("DO $$ BEGIN RAISE NOTICE 'hello from plpgsql'; END $$");
   assert.deepEqual(notices, ['hello from plpgsql']);
   const count = await client.query('SELECT count(*)::int AS n FROM items');
