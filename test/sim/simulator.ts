@@ -75,6 +75,7 @@ type SimEvent =
   | { k: 'restart'; node: NodeId }
   | { k: 'resume'; node: NodeId; until: number }
   | { k: 'propose' }
+  | { k: 'admin' }
   | { k: 'heal' }
   | { k: 'crashLeader' };
 
@@ -128,6 +129,8 @@ export class Simulation {
   private readonly linkRng = new Map<string, SeededRng>();
   private readonly diskRng: SeededRng;
   private readonly workloadRng: SeededRng;
+  /** Leadership transfers and membership changes. */
+  private readonly adminRng: SeededRng;
   private readonly cutLinks = new Map<string, number>();
   private readonly clogMs = new Map<string, number>();
   private healed = false;
@@ -149,6 +152,7 @@ export class Simulation {
     this.diskRng = root.split();
     this.workloadRng = root.split();
     const nodeRngRoot = root.split();
+    this.adminRng = root.split();
     this.traceLines = options.trace ? [] : null;
 
     this.mode = setupRng.chance(0.25) ? 'failover' : 'safety';
@@ -210,8 +214,10 @@ export class Simulation {
     }
     for (const f of this.faults) this.sched.schedule(f.atMs, { k: 'faultStart', fault: f });
     this.sched.schedule(this.workloadRng.between(100, 400), { k: 'propose' });
-    if (this.mode === 'safety') this.sched.schedule(HEAL_AT_MS, { k: 'heal' });
-    else this.sched.schedule(Math.round(this.workloadRng.between(3000, 4000)), { k: 'crashLeader' });
+    if (this.mode === 'safety') {
+      this.sched.schedule(HEAL_AT_MS, { k: 'heal' });
+      this.sched.schedule(this.adminRng.between(500, 3000), { k: 'admin' });
+    } else this.sched.schedule(Math.round(this.workloadRng.between(3000, 4000)), { k: 'crashLeader' });
   }
 
   private endMs(): number {
@@ -399,6 +405,9 @@ export class Simulation {
       }
       case 'propose':
         this.propose();
+        return;
+      case 'admin':
+        this.admin();
         return;
       case 'heal':
         this.heal();
@@ -655,6 +664,43 @@ export class Simulation {
       for (let i = 0; i < 8; i++) data[i] = this.workloadRng.intBelow(256);
       const r = h.raft.propose(data);
       this.trace('propose', h.id, r.ok ? r.index : 0);
+      this.pump(h);
+    }
+  }
+
+  /**
+   * Before the heal: a leadership transfer to a random voter, or one step of a
+   * single-server membership cycle of the last node (remove → learner → voter).
+   */
+  private admin(): void {
+    if (this.healed) return;
+    this.sched.schedule(this.sched.nowMs + this.adminRng.between(300, 3000), { k: 'admin' });
+    for (const h of this.hosts.values()) {
+      if (h.crashed || h.syncing !== null || this.sched.nowMs < h.pausedUntil) continue;
+      const st = h.raft.status();
+      if (st.role !== 'leader') continue;
+      const cycled = this.ids[this.ids.length - 1]!;
+      if (this.adminRng.chance(0.5) || this.confState.witnesses.length > 0 || this.ids.length < 5) {
+        const others = st.confState.voters.filter((id) => id !== h.id);
+        const to = others[this.adminRng.intBelow(others.length)];
+        if (to === undefined) continue;
+        const started = h.raft.transferLeader(to);
+        this.trace('transfer', h.id, started ? 1 : 0, () => `${h.id} transfer to ${to}: ${started}`);
+      } else {
+        const cs = st.confState;
+        const type = cs.voters.includes(cycled)
+          ? 'remove'
+          : cs.learners.includes(cycled)
+            ? 'addVoter'
+            : 'addLearner';
+        const r = h.raft.proposeConfChange({ type, node: cycled });
+        this.trace(
+          'conf',
+          h.id,
+          r.ok ? 1 : 0,
+          () => `${h.id} conf ${type} ${cycled}: ${r.ok ? 'proposed' : r.reason}`,
+        );
+      }
       this.pump(h);
     }
   }
