@@ -197,3 +197,25 @@ test('peers can be added and removed at run time', async (t) => {
   );
   assert.deepStrictEqual(a.received, [['c', 'hello from c']]);
 });
+
+test('a silent inbound connection is closed, and a newer connection from a peer replaces its older one', async (t) => {
+  const a = await node(t, 'a', { b: nowhere }, { firstFrameTimeoutMs: 100 });
+  const silent = net.connect(a.transport.address());
+  silent.on('error', () => {});
+  await new Promise<void>((resolve) => silent.on('close', () => resolve()));
+
+  const frame = encodeFrame({ clusterId: 'test', from: 'b', to: 'a', payload: Buffer.from('x') }, SECRET);
+  const first = net.connect(a.transport.address());
+  first.on('error', () => {});
+  const firstClosed = new Promise<void>((resolve) => first.on('close', () => resolve()));
+  first.write(frame);
+  await waitFor(() => a.received.length === 1, { timeoutMs, what: 'the first frame' });
+  const second = net.connect(a.transport.address());
+  second.on('error', () => {});
+  t.after(async () => {
+    second.destroy();
+  });
+  second.write(frame);
+  await firstClosed;
+  assert.equal(a.received.length, 2);
+});

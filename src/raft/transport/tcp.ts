@@ -31,6 +31,8 @@ export interface TcpTransportOptions {
   connectTimeoutMs?: number;
   /** A connection whose writes stay blocked this long is presumed dead and redialled. */
   writeStallMs?: number;
+  /** An inbound connection must deliver an authentic frame within this long or be closed. */
+  firstFrameTimeoutMs?: number;
 }
 
 export interface TransportCounters {
@@ -51,6 +53,7 @@ const DEFAULTS = {
   reconnectMaxMs: 1000,
   connectTimeoutMs: 1000,
   writeStallMs: 2000,
+  firstFrameTimeoutMs: 10_000,
 };
 
 export class TcpTransport implements Service {
@@ -58,6 +61,7 @@ export class TcpTransport implements Service {
   private readonly server: net.Server;
   private readonly links = new Map<string, PeerLink>();
   private readonly inbound = new Set<net.Socket>();
+  private readonly inboundByPeer = new Map<string, net.Socket>();
   private readonly finished = deferred<void>();
   private stopped = false;
   readonly counters: TransportCounters = {
@@ -180,6 +184,9 @@ export class TcpTransport implements Service {
     }
     this.inbound.add(socket);
     socket.setNoDelay(true);
+    // A connection that never authenticates must not hold one of the bounded slots.
+    socket.setTimeout(this.options.firstFrameTimeoutMs, () => socket.destroy());
+    let peer: string | null = null;
     const reader = new FrameReader(this.options.secret, this.options.maxFrameBytes, {
       clusterId: this.options.clusterId,
       self: this.options.self,
@@ -188,6 +195,14 @@ export class TcpTransport implements Service {
     socket.on('data', (chunk: Buffer) => {
       const { frames, rejection } = reader.push(chunk);
       for (const frame of frames) {
+        if (peer === null) {
+          peer = frame.from;
+          socket.setTimeout(0);
+          // A peer dials one connection to us; an older one from it is dead
+          // (e.g. half-open after a partition) and only wastes a slot.
+          this.inboundByPeer.get(peer)?.destroy();
+          this.inboundByPeer.set(peer, socket);
+        }
         this.counters.framesReceived++;
         this.options.onMessage(frame.from, frame.payload);
       }
@@ -201,7 +216,10 @@ export class TcpTransport implements Service {
       }
     });
     socket.on('error', () => {});
-    socket.on('close', () => this.inbound.delete(socket));
+    socket.on('close', () => {
+      this.inbound.delete(socket);
+      if (peer !== null && this.inboundByPeer.get(peer) === socket) this.inboundByPeer.delete(peer);
+    });
   }
 }
 
