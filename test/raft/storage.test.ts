@@ -236,3 +236,16 @@ test('a snapshot file that fails its checksum refuses to start', async (t) => {
   await writeFile(file, bytes);
   await assert.rejects(FileStorage.open(dir, { logger }), /snapshot corrupt: .*snapshot\.bin/);
 });
+
+test('after a failed write or fsync the WAL refuses every later append instead of retrying', async (t) => {
+  const dir = await tempDir(t);
+  const storage = await FileStorage.open(dir, { logger });
+  await storage.persist({ entries: [entry(1, 1)], mustSync: true });
+  // Closing the file under the WAL makes the next write fail as a dying disk would.
+  await storage.close();
+  await assert.rejects(storage.persist({ entries: [entry(2, 1)], mustSync: true }));
+  await assert.rejects(
+    storage.persist({ entries: [entry(3, 1)], mustSync: true }),
+    /unusable after an IO failure/,
+  );
+});
