@@ -59,8 +59,11 @@ export function envNameFor(segments: readonly string[]): string {
 /** Every option of the schema, depth first, with its default: the README reference and env mapping use it. */
 export function configLeaves(schema: z.ZodType = configSchema): ConfigLeaf[] {
   const leaves: ConfigLeaf[] = [];
-  const walk = (node: AnySchema, at: string[], inheritedDefault: unknown) => {
-    const { inner, defaultValue, optional } = unwrap(node);
+  const walk = (node: AnySchema, at: string[], inheritedDefault: unknown, parentOptional = false) => {
+    const unwrapped = unwrap(node);
+    const { inner, defaultValue } = unwrapped;
+    // Options inside an optional section without defaults are only required when the section is given.
+    const optional = unwrapped.optional || (parentOptional && defaultValue === undefined);
     const effectiveDefault = defaultValue ?? inheritedDefault;
     if (inner._zod.def.type === 'object') {
       for (const [key, child] of Object.entries(inner._zod.def.shape as Record<string, AnySchema>)) {
@@ -68,7 +71,7 @@ export function configLeaves(schema: z.ZodType = configSchema): ConfigLeaf[] {
           effectiveDefault !== null && typeof effectiveDefault === 'object'
             ? (effectiveDefault as Record<string, unknown>)[key]
             : undefined;
-        walk(child, [...at, key], childDefault);
+        walk(child, [...at, key], childDefault, optional);
       }
       return;
     }

@@ -30,6 +30,7 @@ export const configSchema = z
   .object({
     cluster: z
       .object({
+        /** Cluster name: stamped into data dirs so a node never joins another cluster's data. */
         name: z.string().min(1).default('pgward'),
         /** Shared secret: authenticates Raft frames (HMAC) and derives nothing else. */
         secret: z.string().min(16).optional(),
@@ -38,7 +39,9 @@ export const configSchema = z
       .default({ name: 'pgward' }),
     node: z
       .object({
+        /** This node's name; it must match one of `members` (members and witnesses). */
         name: nodeName,
+        /** member: PostgreSQL + vote; witness: vote only; proxy: proxy only, no vote. */
         role: z.enum(['member', 'witness', 'proxy']).default('member'),
         /** Where the sidecar keeps its state (PostgreSQL data dir lives below it by default). */
         dataDir: z.string(),

@@ -1,9 +1,35 @@
 // `pgward down`: stops every process `up` started. Sidecars get SIGTERM and stop
 // their PostgreSQL themselves; past the bound they are killed and any postmaster
 // left is stopped by pid (fast, then immediate, then SIGKILL). Verified by pid.
-import { readPostmasterPid } from '../postgres/instance.ts';
+import { queryOnce, readPostmasterPid } from '../postgres/instance.ts';
 import { type LocalCluster, readState, writeState } from './layout.ts';
 import { isSidecarOf, sendSignal, waitAllExit } from './processes.ts';
+
+/** Nodes whose PostgreSQL runs as a primary right now (empty when none answers). */
+async function primaryNodes(cluster: LocalCluster): Promise<string[]> {
+  const answers = await Promise.all(
+    cluster.nodes.map(async (node) => {
+      if (readPostmasterPid(node.pgDataDir) === null) return null;
+      try {
+        const rows = await queryOnce<{ primary: boolean }>(
+          {
+            host: '127.0.0.1',
+            port: node.pgPort,
+            user: 'postgres',
+            database: 'postgres',
+            connectionTimeoutMillis: PRIMARY_QUERY_TIMEOUT_MS,
+            query_timeout: PRIMARY_QUERY_TIMEOUT_MS,
+          },
+          'SELECT NOT pg_is_in_recovery() AS primary',
+        );
+        return rows[0]?.primary === true ? node.name : null;
+      } catch {
+        return null;
+      }
+    }),
+  );
+  return answers.filter((name): name is string => name !== null);
+}
 
 export interface DownOptions {
   /** Bound on the sidecars' clean shutdown before SIGKILL. */
@@ -16,6 +42,8 @@ export interface DownResult {
   stopped: number[];
 }
 
+const PRIMARY_QUERY_TIMEOUT_MS = 3000;
+
 export async function downLocalCluster(
   cluster: LocalCluster,
   options: DownOptions = {},
@@ -25,19 +53,30 @@ export async function downLocalCluster(
   const state = readState(cluster.dir);
   const sidecars: number[] = [];
   const postmasters: number[] = [];
+  const primaries = new Set(await primaryNodes(cluster));
+  // Backups first, the primary last: stopping the primary while backups run would make
+  // them fail over, and the next `up` should find the newest data where it left it.
+  const waves = [
+    cluster.nodes.filter((n) => !primaries.has(n.name)),
+    cluster.nodes.filter((n) => primaries.has(n.name)),
+  ];
   for (const node of cluster.nodes) {
-    const pid = state.sidecars[node.name];
-    if (pid !== undefined && isSidecarOf(pid, node)) sidecars.push(pid);
     const postmaster = readPostmasterPid(node.pgDataDir);
     if (postmaster !== null) postmasters.push(postmaster);
   }
-  for (const pid of sidecars) sendSignal(pid, 'SIGTERM');
-  const stubborn = await waitAllExit(sidecars, timeoutMs);
-  for (const pid of stubborn) {
-    log(`sidecar ${pid} did not stop within ${timeoutMs} ms; killing it`);
-    sendSignal(pid, 'SIGKILL');
+  for (const wave of waves) {
+    const pids = wave
+      .map((node) => state.sidecars[node.name])
+      .filter((pid, i): pid is number => pid !== undefined && isSidecarOf(pid, wave[i]!));
+    sidecars.push(...pids);
+    for (const pid of pids) sendSignal(pid, 'SIGTERM');
+    const stubborn = await waitAllExit(pids, timeoutMs);
+    for (const pid of stubborn) {
+      log(`sidecar ${pid} did not stop within ${timeoutMs} ms; killing it`);
+      sendSignal(pid, 'SIGKILL');
+    }
+    await waitAllExit(stubborn, 5000);
   }
-  await waitAllExit(stubborn, 5000);
   // Sidecars stop their PostgreSQL; these are left only when a sidecar was gone or killed.
   let left = await waitAllExit(postmasters, 5000);
   for (const [signal, boundMs] of [

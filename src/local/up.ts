@@ -1,6 +1,7 @@
 // `pgward up`: creates (first run) or restarts (data kept) the local cluster,
 // one detached sidecar process per node, and waits until the primary takes writes.
 import path from 'node:path';
+import { loadConfig } from '../config/load.ts';
 import { UserError } from '../errors.ts';
 import { queryOnce } from '../postgres/instance.ts';
 import { createLocalCluster } from './create.ts';
@@ -67,10 +68,17 @@ export async function upLocalCluster(options: UpOptions): Promise<UpResult> {
   return { cluster, created, alreadyRunning: false, started: toStart.map((n) => n.name) };
 }
 
+/** The proxy the printed URL names (node1's), or null when its proxy is disabled. */
+function clientProxy(cluster: LocalCluster): { name: string; port: number } | null {
+  const node = cluster.nodes[0]!;
+  const config = loadConfig({ file: node.configFile, env: {} });
+  return config.proxy.enabled ? { name: node.name, port: node.proxyPort } : null;
+}
+
 /**
  * Waits until some node is a primary whose commits are acknowledged (which, with
  * synchronous quorum commit, needs a streaming backup). Fails early with the log
- * tail of a sidecar that died.
+ * tail of a sidecar that died. Then one write through node1's proxy, the URL users get.
  */
 export async function waitForWrites(cluster: LocalCluster, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -109,6 +117,11 @@ export async function waitForWrites(cluster: LocalCluster, timeoutMs: number): P
         }
         // Assigning an xid makes the commit wait for the synchronous quorum.
         await queryOnce(config, 'SELECT pg_current_xact_id()');
+        const proxy = clientProxy(cluster);
+        if (proxy !== null) {
+          lastProblem = `${proxy.name}'s proxy on port ${proxy.port} does not take writes yet`;
+          await queryOnce({ ...config, port: proxy.port }, 'SELECT pg_current_xact_id()');
+        }
         return;
       } catch (error) {
         lastProblem = `${node.name}: ${(error as Error).message}`;

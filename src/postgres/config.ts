@@ -6,12 +6,15 @@ export const postgresConfigSchema = z
     bindir: z.string().optional(),
     /** The data directory of this node's PostgreSQL; defaults to <node.dataDir>/pgdata. */
     dataDir: z.string().optional(),
+    /** Address PostgreSQL listens on and the sidecar connects to. */
     host: z.string().default('127.0.0.1'),
+    /** PostgreSQL's port; a `members` entry's pgPort for this node wins. */
     port: z.number().int().min(1).max(65535).default(5432),
     /** Superuser the sidecar connects as for probes and control queries. */
     superuser: z.string().default('postgres'),
     /** Role used by backups to stream WAL. */
     replicationUser: z.string().default('pgward_replicator'),
+    /** Password of superuser and replicationUser (loopback connections use trust and need none). */
     password: z.string().optional(),
     /** How often the sidecar probes its PostgreSQL. */
     probeIntervalMs: z.number().int().min(10).default(100),

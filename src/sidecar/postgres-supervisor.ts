@@ -84,7 +84,10 @@ export class PostgresSupervisor extends EventEmitter<SupervisorEvents> implement
     const { instance, logger } = this.options;
     instance.checkOwnership();
     if (!instance.hasData()) {
-      if (this.options.bootstrapPrimary) {
+      // initdb only for a cluster that never existed: a node that already belonged to one
+      // (its state names a system identifier) must clone the current primary instead.
+      const known = this.readState().systemIdentifier;
+      if (this.options.bootstrapPrimary && known === undefined) {
         logger.info('bootstrapping: initdb');
         await instance.initdb();
         instance.writeConfig(null);
@@ -92,7 +95,12 @@ export class PostgresSupervisor extends EventEmitter<SupervisorEvents> implement
         await instance.ensureReplicationRole();
       } else {
         const target = this.options.followTarget();
-        if (target === null) throw new Error('a backup without a primary to clone from');
+        if (target === null) {
+          throw new UserError(
+            `postgres.dataDir ${instance.dataDir} is missing, but this node belonged to cluster ${known} and has no primary to clone`,
+            `start the other members first so this node can clone the primary, or remove ${this.stateFile()} to bootstrap a new cluster`,
+          );
+        }
         await this.waitForPrimary(target);
         logger.info('bootstrapping: cloning the primary', { primary: `${target.host}:${target.port}` });
         await instance.cloneFrom(target);
@@ -187,9 +195,18 @@ export class PostgresSupervisor extends EventEmitter<SupervisorEvents> implement
   }
 
   /** Refuses a data dir whose system identifier differs from the one this node recorded. */
+  private stateFile(): string {
+    return path.join(this.options.stateDir, STATE_FILE);
+  }
+
+  private readState(): NodeState {
+    const file = this.stateFile();
+    return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as NodeState) : {};
+  }
+
   private async checkIdentity(): Promise<void> {
-    const file = path.join(this.options.stateDir, STATE_FILE);
-    const state: NodeState = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as NodeState) : {};
+    const file = this.stateFile();
+    const state = this.readState();
     const actual = await this.options.instance.systemIdentifier();
     if (state.systemIdentifier !== undefined && state.systemIdentifier !== actual) {
       throw new UserError(

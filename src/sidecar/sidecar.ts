@@ -17,6 +17,7 @@ import { type FollowTarget, PostgresInstance, slotNameFor } from '../postgres/in
 import { formatLsn, lagBytes } from '../postgres/lsn.ts';
 import { PostgresProbe, type ProbeResult } from '../postgres/probe.ts';
 import { accessProblem, ensureOwnedDir, postgresRunAs } from '../postgres/run-as.ts';
+import { ProxyServer } from '../proxy/server.ts';
 import { PostgresSupervisor } from './postgres-supervisor.ts';
 import { SyncStandbyManager } from './sync-manager.ts';
 
@@ -29,6 +30,8 @@ export interface SidecarOptions {
 
 /** The foundation's fencing epoch: fixed until failover (issue 6) drives terms. */
 const STATIC_TERM = 1;
+/** Lag figures in the topology are refreshed at most this often (health changes go out at once). */
+const TOPOLOGY_LAG_PUBLISH_MS = 1000;
 
 export class Sidecar implements Service {
   readonly config: Config;
@@ -39,12 +42,15 @@ export class Sidecar implements Service {
   readonly syncStandbys: SyncStandbyManager;
   readonly topology: StaticTopology;
   readonly api: ApiServer;
+  /** The client-facing proxy (null when proxy.enabled is false). */
+  readonly proxy: ProxyServer | null;
   /** Extra services started after the built-in ones and stopped before them (proxy, Raft, ...). */
   readonly extensions: Service[] = [];
   private readonly ended = deferred<void>();
   private readonly configFile: string | undefined;
   private started: Service[] = [];
   private stopping: Promise<void> | null = null;
+  private lastTopologyPublishMs = 0;
 
   constructor(options: SidecarOptions) {
     const config = options.config;
@@ -124,10 +130,17 @@ export class Sidecar implements Service {
       durability: config.durability,
       backups: () => this.otherMembers().map((m) => m.name),
     });
-    this.probe.on('result', (result) => this.syncStandbys.onProbe(result));
-    this.probe.on('up', () => this.refreshTopology());
-    this.probe.on('down', () => this.refreshTopology());
+    this.probe.on('result', (result) => {
+      this.syncStandbys.onProbe(result);
+      this.refreshTopology(false);
+    });
+    this.probe.on('up', () => this.refreshTopology(true));
+    this.probe.on('down', () => this.refreshTopology(true));
     this.topology = new StaticTopology(this.initialView(bootstrapPrimary));
+    this.proxy = config.proxy.enabled
+      ? new ProxyServer({ config: config.proxy, topology: this.topology, logger: this.logger })
+      : null;
+    if (this.proxy !== null) this.extensions.push(this.proxy);
     this.api = new ApiServer({
       host: config.api.host,
       port: this.self()?.apiPort ?? config.api.port,
@@ -320,11 +333,33 @@ export class Sidecar implements Service {
     return { term: STATIC_TERM, primary, promotedAtLsn: null, members };
   }
 
-  private refreshTopology(): void {
+  /**
+   * Publishes this node's health, and the lag it knows (its own as a backup, its
+   * backups' as the primary), to the topology the proxy routes by. Health changes go
+   * out at once; lag at most once per TOPOLOGY_LAG_PUBLISH_MS.
+   */
+  private refreshTopology(immediately: boolean): void {
+    const nowMs = Date.now();
+    if (!immediately && nowMs - this.lastTopologyPublishMs < TOPOLOGY_LAG_PUBLISH_MS) return;
+    this.lastTopologyPublishMs = nowMs;
     const view = this.topology.current();
     const healthy = this.probe.healthy();
+    const probe = this.probe.last();
     const self = this.config.node.name;
-    const members = view.members.map((m) => (m.name === self ? { ...m, healthy } : m));
-    this.topology.set({ ...view, members });
+    const members = view.members.map((m): MemberView => {
+      if (m.name === self) {
+        const lsn = probe === null ? null : (probe.replayLsn ?? probe.currentLsn);
+        return { ...m, healthy, lsn, lagBytes: healthy && probe !== null ? probe.lagBytes : null };
+      }
+      const row =
+        probe?.role === 'primary' ? probe.replication.find((r) => r.applicationName === m.name) : undefined;
+      if (row === undefined || row.replayLsn === null || probe?.currentLsn == null) return m;
+      return { ...m, lsn: row.replayLsn, lagBytes: lagBytes(probe.currentLsn, row.replayLsn) };
+    });
+    const changed = members.some((m, i) => {
+      const old = view.members[i]!;
+      return old.healthy !== m.healthy || old.lagBytes !== m.lagBytes || old.lsn !== m.lsn;
+    });
+    if (changed) this.topology.set({ ...view, members });
   }
 }
