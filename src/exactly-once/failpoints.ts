@@ -11,6 +11,8 @@ export type FailpointName =
   | 'commit-sent';
 
 interface Armed {
+  /** Requests still to pause here. */
+  left: number;
   reached: () => void;
   release: Promise<void>;
 }
@@ -26,8 +28,8 @@ export interface FailpointHandle {
   release(): void;
 }
 
-/** Arms `name` for the next request that passes it (once). */
-export function armFailpoint(name: FailpointName): FailpointHandle {
+/** Arms `name` for the next `count` requests that pass it; `reached` resolves when all of them are paused. */
+export function armFailpoint(name: FailpointName, count = 1): FailpointHandle {
   let reached!: () => void;
   let release!: () => void;
   const reachedPromise = new Promise<void>((resolve) => {
@@ -36,7 +38,7 @@ export function armFailpoint(name: FailpointName): FailpointHandle {
   const releasePromise = new Promise<void>((resolve) => {
     release = resolve;
   });
-  armed.set(name, { reached, release: releasePromise });
+  armed.set(name, { left: count, reached, release: releasePromise });
   failpointsActive = true;
   return { reached: reachedPromise, release };
 }
@@ -50,8 +52,11 @@ export function disarmAllFailpoints(): void {
 export async function failpoint(name: FailpointName): Promise<void> {
   const point = armed.get(name);
   if (point === undefined) return;
-  armed.delete(name);
-  failpointsActive = armed.size > 0;
-  point.reached();
+  point.left--;
+  if (point.left === 0) {
+    armed.delete(name);
+    failpointsActive = armed.size > 0;
+    point.reached();
+  }
   await point.release;
 }

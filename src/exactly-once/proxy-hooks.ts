@@ -479,7 +479,11 @@ export class ExactlyOnceHooks implements ProxyHooks {
       if (type === BackendMessage.NoticeResponse) return message;
       return null;
     });
-    if (failpointsActive && sql.endsWith('COMMIT')) await failpoint('commit-sent');
+    if (failpointsActive && sql.endsWith('COMMIT')) {
+      // The loss may happen while paused: its rejection is awaited right after.
+      pending.catch(() => {});
+      await failpoint('commit-sent');
+    }
     await pending;
     if (failedStatus) return this.finish(ctx, backend, 'ROLLBACK', error ?? prepend);
     return true;
@@ -635,7 +639,10 @@ export class ExactlyOnceHooks implements ProxyHooks {
         if (type === BackendMessage.CommandComplete) completed = true;
         return message;
       });
-      if (failpointsActive) await failpoint('commit-sent');
+      if (failpointsActive) {
+        pending.catch(() => {});
+        await failpoint('commit-sent');
+      }
       await pending;
       return true;
     } catch (error) {

@@ -1,0 +1,216 @@
+// Fault injection (reference §5.8): the proxy pauses a commit at a named point,
+// the test kills the whole primary (postmaster and every child), promotes the
+// standby after recording S, and tells the proxy the new view. For each point a
+// keyed and an unkeyed request are in flight together. Checked: what each client
+// was told matches what the new primary holds, and nothing is applied twice.
+import assert from 'node:assert/strict';
+import { type TestContext, test } from 'node:test';
+import pg from 'pg';
+import { type ClusterView, StaticTopology } from '../../src/cluster/view.ts';
+import { exactlyOnceConfigSchema } from '../../src/exactly-once/config.ts';
+import { armFailpoint, disarmAllFailpoints, type FailpointName } from '../../src/exactly-once/failpoints.ts';
+import { installLedger } from '../../src/exactly-once/ledger.ts';
+import { ExactlyOnceHooks } from '../../src/exactly-once/proxy-hooks.ts';
+import { silentLogger } from '../../src/log.ts';
+import { proxyConfigSchema } from '../../src/proxy/config.ts';
+import { ProxyServer } from '../../src/proxy/server.ts';
+import { waitFor } from '../support/wait.ts';
+import { killAll, type PgNode, type PgPair, postgresProcesses, promote, startPair } from './pg-pair.ts';
+
+function view(term: number, node: PgNode, promotedAtLsn: bigint | null): ClusterView {
+  return {
+    term,
+    primary: `n${node.port}`,
+    promotedAtLsn,
+    members: [
+      {
+        name: `n${node.port}`,
+        role: 'primary',
+        postgres: { host: '127.0.0.1', port: node.port },
+        lsn: null,
+        lagBytes: 0,
+        healthy: true,
+      },
+    ],
+  };
+}
+
+interface Harness {
+  pair: PgPair;
+  topology: StaticTopology;
+  keyed: pg.Client;
+  unkeyed: pg.Client;
+}
+
+async function harness(t: TestContext): Promise<Harness> {
+  const pair = await startPair(t);
+  await installLedger(await connectDirect(t, pair.primary));
+  await pair.primary.query('CREATE TABLE items (name text NOT NULL)');
+  const topology = new StaticTopology(view(1, pair.primary, null));
+  const hooks = new ExactlyOnceHooks({
+    config: exactlyOnceConfigSchema.parse({ mode: 'all', resolveTimeoutMs: 60_000 }),
+    topology,
+    logger: silentLogger(),
+  });
+  const proxy = new ProxyServer({
+    config: proxyConfigSchema.parse({
+      port: 0,
+      readOnlyPort: 0,
+      backendUser: 'postgres',
+      holdTimeoutMs: 60_000,
+    }),
+    topology,
+    logger: silentLogger(),
+    hooks,
+  });
+  await proxy.start();
+  t.after(() => proxy.stop());
+  t.after(() => disarmAllFailpoints());
+  const connect = async () => {
+    const client = new pg.Client({ host: '127.0.0.1', port: proxy.addresses().write.port, user: 'postgres' });
+    client.on('error', () => {});
+    await client.connect();
+    t.after(() => client.end().catch(() => {}));
+    return client;
+  };
+  return { pair, topology, keyed: await connect(), unkeyed: await connect() };
+}
+
+async function connectDirect(t: TestContext, node: PgNode): Promise<pg.Client> {
+  const client = new pg.Client({
+    host: '127.0.0.1',
+    port: node.port,
+    user: 'postgres',
+    database: 'postgres',
+  });
+  client.on('error', () => {});
+  await client.connect();
+  t.after(() => client.end().catch(() => {}));
+  return client;
+}
+
+type Told = { ok: true } | { ok: false; code: string };
+
+async function outcome(promise: Promise<unknown>): Promise<Told> {
+  try {
+    await promise;
+    return { ok: true };
+  } catch (error) {
+    return { ok: false, code: (error as { code?: string }).code ?? 'none' };
+  }
+}
+
+/**
+ * Sends a keyed and an unkeyed insert, pauses both at `point`, kills the primary,
+ * promotes the standby and publishes the new view, then releases them.
+ * `beforeKill` arranges what the standby will have of the commit.
+ */
+async function scenario(
+  t: TestContext,
+  point: FailpointName,
+  setup: (h: Harness) => Promise<void>,
+  beforeKill: (h: Harness) => Promise<void> = async () => {},
+): Promise<{ keyed: Told; unkeyed: Told; keyedRows: number; unkeyedRows: number }> {
+  const h = await harness(t);
+  await setup(h);
+  const paused = armFailpoint(point, 2);
+  const keyedCall = outcome(h.keyed.query("INSERT INTO items VALUES ('keyed') /*pgward_key='k1'*/"));
+  const unkeyedCall = outcome(h.unkeyed.query("INSERT INTO items VALUES ('unkeyed')"));
+  await paused.reached;
+  await beforeKill(h);
+  killAll(postgresProcesses(h.pair.primary.postmasterPid()));
+  const s = await promote(h.pair.standby);
+  await waitFor(async () => (await h.pair.standby.query('SELECT pg_is_in_recovery() AS r'))[0]?.r === false, {
+    timeoutMs: 60_000,
+    what: 'the standby promoted',
+  });
+  h.topology.set(view(2, h.pair.standby, s));
+  paused.release();
+  const [keyed, unkeyed] = await Promise.all([keyedCall, unkeyedCall]);
+  const count = async (name: string) =>
+    Number(
+      (await h.pair.standby.query('SELECT count(*)::int AS n FROM items WHERE name = $1', [name]))[0]?.n,
+    );
+  return { keyed, unkeyed, keyedRows: await count('keyed'), unkeyedRows: await count('unkeyed') };
+}
+
+/** Makes every COMMIT wait on synchronous replication forever (no standby has that name). */
+async function commitsWaitForever(h: Harness): Promise<void> {
+  await h.pair.primary.query("ALTER SYSTEM SET synchronous_standby_names = 'ANY 1 (nobody)'");
+  await h.pair.primary.query('SELECT pg_reload_conf()');
+}
+
+/** Checks the contract: success ⇔ exactly one row; 40001 ⇒ no row; 08007 ⇒ at most one row. */
+function assertTruthful(told: Told, rows: number, label: string): void {
+  assert.ok(rows <= 1, `${label}: applied ${rows} times`);
+  if (told.ok) assert.equal(rows, 1, `${label}: told success but the new primary has no row`);
+  else if (told.code === '40001') assert.equal(rows, 0, `${label}: told 40001 but the row is there`);
+  else assert.equal(told.code, '08007', `${label}: unexpected error ${told.code}`);
+}
+
+test('killed before the fence: nothing committed; the keyed request is re-run on the new primary', async (t) => {
+  const r = await scenario(t, 'before-fence', async () => {});
+  assertTruthful(r.keyed, r.keyedRows, 'keyed');
+  assertTruthful(r.unkeyed, r.unkeyedRows, 'unkeyed');
+  assert.deepEqual(r.keyed, { ok: true });
+  assert.deepEqual(r.unkeyed, { ok: false, code: '40001' });
+});
+
+test('killed between fence and COMMIT: not committed (40001), keyed re-run succeeds once', async (t) => {
+  const r = await scenario(t, 'between-fence-and-commit', async () => {});
+  assertTruthful(r.keyed, r.keyedRows, 'keyed');
+  assertTruthful(r.unkeyed, r.unkeyedRows, 'unkeyed');
+  assert.deepEqual(r.keyed, { ok: true });
+  assert.deepEqual(r.unkeyed, { ok: false, code: '40001' });
+});
+
+test('killed during the sync wait, commit not replicated: L > S or aborted → 40001; keyed re-run once', async (t) => {
+  let walsenders: number[] = [];
+  const r = await scenario(
+    t,
+    'commit-sent',
+    async (h) => {
+      await commitsWaitForever(h);
+      // Freeze the walsender: the standby gets nothing more, the commit stays local.
+      const rows = await h.pair.primary.query<{ pid: number }>('SELECT pid FROM pg_stat_replication');
+      walsenders = rows.map((row) => row.pid);
+      for (const pid of walsenders) process.kill(pid, 'SIGSTOP');
+    },
+    async (h) => {
+      await waitFor(
+        async () =>
+          (await h.pair.primary.query("SELECT 1 FROM pg_stat_activity WHERE wait_event = 'SyncRep'"))
+            .length === 2,
+        { timeoutMs: 30_000, what: 'both COMMITs waiting on synchronous replication' },
+      );
+    },
+  );
+  assertTruthful(r.keyed, r.keyedRows, 'keyed');
+  assertTruthful(r.unkeyed, r.unkeyedRows, 'unkeyed');
+  assert.deepEqual(r.keyed, { ok: true });
+  assert.deepEqual(r.unkeyed, { ok: false, code: '40001' });
+});
+
+test('killed after the commit reached the backup but before the ack: the client gets success', async (t) => {
+  const r = await scenario(t, 'commit-sent', commitsWaitForever, async (h) => {
+    await waitFor(
+      async () =>
+        (await h.pair.primary.query("SELECT 1 FROM pg_stat_activity WHERE wait_event = 'SyncRep'")).length ===
+        2,
+      { timeoutMs: 30_000, what: 'both COMMITs waiting on synchronous replication' },
+    );
+    const [{ lsn }] = (await h.pair.primary.query<{ lsn: string }>(
+      'SELECT pg_current_wal_lsn()::text AS lsn',
+    )) as [{ lsn: string }];
+    await waitFor(
+      async () =>
+        (await h.pair.standby.query('SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS ok', [lsn]))[0]?.ok ===
+        true,
+      { timeoutMs: 30_000, what: 'the standby replaying both commits' },
+    );
+  });
+  assertTruthful(r.keyed, r.keyedRows, 'keyed');
+  assertTruthful(r.unkeyed, r.unkeyedRows, 'unkeyed');
+  assert.deepEqual(r.keyed, { ok: true });
+  assert.deepEqual(r.unkeyed, { ok: true });
+});
