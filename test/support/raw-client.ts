@@ -12,6 +12,7 @@ export interface RawMessage {
 export class RawClient {
   readonly messages: RawMessage[] = [];
   closed = false;
+  private unframed = false;
   private readonly framer = new MessageFramer({ maxMessageBytes: 1 << 30 });
   private rawBytes = Buffer.alloc(0);
   private readonly waiters = new Set<() => void>();
@@ -19,7 +20,19 @@ export class RawClient {
   private constructor(readonly socket: net.Socket) {
     socket.on('data', (chunk: Buffer) => {
       this.rawBytes = Buffer.concat([this.rawBytes, chunk]);
-      this.framer.push(chunk);
+      if (!this.unframed) this.frame(chunk);
+      this.wake();
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+  }
+
+  private frame(chunk: Buffer): void {
+    this.framer.push(chunk);
+    try {
       for (let frame = this.framer.next(); frame !== null; frame = this.framer.next()) {
         if (frame.kind === FrameKind.Message) {
           this.messages.push({
@@ -28,13 +41,10 @@ export class RawClient {
           });
         }
       }
-      this.wake();
-    });
-    socket.on('error', () => {});
-    socket.on('close', () => {
-      this.closed = true;
-      this.wake();
-    });
+    } catch {
+      // Single-byte answers (to SSLRequest/GSSENCRequest) are not messages: keep the raw bytes only.
+      this.unframed = true;
+    }
   }
 
   static connect(port: number): Promise<RawClient> {
