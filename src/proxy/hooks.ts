@@ -80,7 +80,9 @@ export interface BackendChannel {
    * Forwards client-protocol messages (whole, raw) whose responses go to the client
    * (through `filter` when given). Resolves once every response to them has arrived
    * (for a batch not ended by Sync: once each message is answered or skipped after an
-   * error). Rejects with `BackendLostError` when the connection dies first.
+   * error; end such a batch with a Flush ('H'), or PostgreSQL keeps its answers
+   * buffered). Rejects with `BackendLostError` when the connection dies first.
+   * test/proxy/hooks.pg.test.ts shows the fence before COMMIT and before an implicit Sync.
    */
   forward(messages: readonly Buffer[], filter?: ResponseFilter): Promise<void>;
 }
