@@ -4,19 +4,21 @@
 // applied primary, demote a primary of an older term, fence when the lease is
 // lost, hand leadership over when PostgreSQL fails. One action runs at a time;
 // every decision is re-taken from fresh state on each pass.
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { AdminResult, ClusterAdmin, ClusterReader, LocalHealth } from '../api/routes/types.ts';
 import type { Config } from '../config/schema.ts';
 import { deferred, type Service } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
-import type { PostgresInstance } from '../postgres/instance.ts';
+import type { FollowTarget, PostgresInstance } from '../postgres/instance.ts';
 import { formatLsn, lagBytes } from '../postgres/lsn.ts';
 import type { PostgresProbe, ProbeResult } from '../postgres/probe.ts';
 import { type RaftChange, RaftDriver } from '../raft/driver.ts';
 import type { PostgresSupervisor } from '../sidecar/postgres-supervisor.ts';
 import type { SyncStandbyManager } from '../sidecar/sync-manager.ts';
 import { type ClusterCommand, encodeCommand, type MemberSpec } from './commands.ts';
-import { type FailoverConfig, failoverConfigSchema } from './config.ts';
+import type { FailoverConfig } from './config.ts';
+import { ControlClient } from './control-client.ts';
 import {
   type BackupCandidate,
   followerAction,
@@ -29,11 +31,14 @@ import {
 import { leaseGate } from './lease-gate.ts';
 import { ClusterMetrics, type ProxyStats } from './metrics.ts';
 import {
+  ensureSlots,
   fitnessOf,
   followPrimary,
   followTargetOf,
   openTransactions,
-  prepareSyncQuorum,
+  promoteWithQuorum,
+  rebuildFrom,
+  replayState,
   rewindOnto,
   stopFollowing,
 } from './postgres-actions.ts';
@@ -48,8 +53,6 @@ export interface FailoverParts {
   probe: PostgresProbe;
   supervisor: PostgresSupervisor;
   syncStandbys: SyncStandbyManager;
-  /** Failover settings; defaults when absent. */
-  failover?: Partial<FailoverConfig>;
   /** Client and held-request counts of this sidecar's proxy, when it runs one. */
   proxyStats?: () => ProxyStats | null;
   /** Status JSON of the foundation (nodes, pids, ports) that GET /cluster extends. */
@@ -58,8 +61,11 @@ export interface FailoverParts {
   clock?: () => number;
 }
 
-const PROMOTE_POLL_MS = 20;
+const PROMOTE_POLL_MS = 10;
+/** Last applied primary, so a restarted sidecar starts PostgreSQL in the right role before Raft catches up. */
+const STATE_FILE = 'failover-state.json';
 const HEALTH_REPORT_EVERY_MS = 1000;
+const DURABILITY_REPORT_MIN_MS = 1000;
 const ADMIN_WAIT_POLL_MS = 50;
 
 interface PeerHealth {
@@ -85,6 +91,7 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
   readonly driver: RaftDriver;
   readonly metrics: ClusterMetrics;
   private readonly parts: FailoverParts;
+  private readonly control: ControlClient;
   private readonly settings: FailoverConfig;
   private readonly self: string;
   private readonly clock: () => number;
@@ -100,23 +107,28 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
   private following: string | null | undefined = undefined;
   private lastStreamingAtMs: number | null = null;
   private leaseLastValidAtMs: number | null = null;
-  private readonly startedAtMs: number;
+  /** When Raft started here: the campaign fallback counts leaderless time from it. */
+  private startedAtMs: number;
   private lastLeaderContactMs: number;
   private pgCrashed = false;
   private lastRole: NodeRole = 'unknown';
   private leaderLostAtMs: number | null = null;
   private lastDurability: string | null = null;
+  private lastDurabilityAtMs = Number.NEGATIVE_INFINITY;
   private switchoverRunning = false;
+  /** A switchover intent was applied and no promotion since: the next one is planned. */
+  private switchoverAnnounced = false;
 
   constructor(parts: FailoverParts) {
     this.parts = parts;
     const { config } = parts;
-    this.settings = failoverConfigSchema.parse(parts.failover ?? {});
+    this.settings = config.failover;
     this.self = config.node.name;
     this.clock = parts.clock ?? (() => performance.now());
     this.log = parts.logger;
     this.startedAtMs = this.clock();
     this.lastLeaderContactMs = this.startedAtMs;
+    this.control = new ControlClient(() => parts.instance.clientConfig());
     const members = memberSpecs(config);
     const me = members.find((m) => m.name === this.self);
     if (me === undefined) throw new Error(`node ${this.self} is not in members`);
@@ -174,14 +186,15 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
 
   async start(): Promise<void> {
     this.running = true;
+    // A backup's first start clones the primary for a while before this runs.
+    this.startedAtMs = this.clock();
+    this.lastLeaderContactMs = this.startedAtMs;
     this.parts.supervisor.on('crashed', () => {
       this.pgCrashed = true;
       this.kick();
     });
-    this.parts.supervisor.on('started', () => {
-      this.pgCrashed = false;
-    });
     this.parts.probe.on('result', (result) => {
+      this.pgCrashed = false;
       if (result.walReceiverStatus === 'streaming') this.lastStreamingAtMs = this.clock();
     });
     this.driver.onChange((change) => this.onRaftChange(change));
@@ -201,10 +214,24 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
     this.timer = null;
     await this.acting?.catch(() => {});
     await this.driver.stop();
+    this.control.close();
     this.ended.resolve();
   }
 
   // ---------------------------------------------------------------- reading
+
+  /**
+   * Whom this node's PostgreSQL should follow when the supervisor (re)starts it:
+   * the applied primary, or before Raft has caught up after a restart the last
+   * primary this node applied (kept on disk); undefined when it never knew one.
+   */
+  followTarget(): FollowTarget | null | undefined {
+    const primary = this.store.state.primary ?? this.persistedPrimary();
+    if (primary === null) return undefined;
+    if (primary === this.self) return null;
+    const spec = this.memberSpec(primary);
+    return spec === undefined ? undefined : followTargetOf(spec, this.self);
+  }
 
   currentTerm(): number {
     return this.driverStatus()?.term ?? 0;
@@ -369,7 +396,8 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
     const { instance, supervisor } = this.parts;
     const promoted = state.promotedTerm === term && state.primary === this.self;
     supervisor.setAutoRestart(false);
-    if (!this.pgHealthy() || !instance.isRunning()) {
+    const pgFailed = (!this.pgHealthy() && this.parts.probe.last() !== null) || !instance.isRunning();
+    if (pgFailed) {
       const target = this.bestTarget();
       if (target !== null) {
         this.log.warn('postgres failed on the primary: handing leadership over', {
@@ -398,56 +426,53 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
     await this.promote(term);
   }
 
-  /** Steps 4 of DESIGN.md: settle replay, record S, pg_promote(), slots, commit Promoted. */
+  /** Step 4 of DESIGN.md: settle replay, record S, pg_promote(), slots, commit Promoted. */
   private async promote(term: number): Promise<void> {
-    const { instance, probe, syncStandbys } = this.parts;
+    const { instance, syncStandbys } = this.parts;
+    const control = this.control;
     const startedMs = this.clock();
-    let result = await probe.probeNow();
-    if (result.role === 'backup') {
+    const others = this.databaseMembers()
+      .filter((m) => m.name !== this.self)
+      .map((m) => m.name);
+    let s: bigint;
+    if (instance.isStandby()) {
       this.log.info('leader of a new term: stopping replication to promote', {
         event: 'promote-prepare',
         term,
       });
-      await stopFollowing(instance);
-      this.following = null;
+      if (this.following !== null) {
+        await stopFollowing(control);
+        this.following = null;
+      }
       const deadline = startedMs + this.settings.promoteCatchUpTimeoutMs;
-      for (;;) {
-        result = await probe.probeNow();
-        const settled = result.walReceiverStatus === null;
-        const caughtUp = (result.replayLsn ?? 0n) >= (result.receiveLsn ?? 0n);
-        if ((settled && caughtUp) || this.clock() > deadline) break;
+      let replay = await replayState(control);
+      while (replay.walReceiverRunning || (replay.replayLsn ?? 0n) < (replay.receiveLsn ?? 0n)) {
+        if (this.clock() > deadline) {
+          this.log.warn('replay did not catch up in time; promoting at what was replayed', { term });
+          break;
+        }
         if (!this.stillLeading(term)) return;
         await sleep(PROMOTE_POLL_MS);
+        replay = await replayState(control);
       }
       if (!this.stillLeading(term)) return;
-      const s = result.replayLsn ?? 0n;
-      const backups = this.databaseMembers()
-        .filter((m) => m.name !== this.self)
-        .map((m) => m.name);
-      await prepareSyncQuorum(instance, backups, this.parts.config.durability);
+      s = replay.replayLsn ?? 0n;
+      await promoteWithQuorum(control, others, this.parts.config.durability);
       syncStandbys.setEnabled(true);
-      await instance.promote();
       this.metrics.promotions.inc();
       this.log.info('promoted postgres', { event: 'promote', term, lsn: formatLsn(s) });
-      await this.createSlots();
-      await this.commit({ type: 'promoted', term, node: this.self, lsn: s });
     } else {
-      await this.createSlots();
-      const s = result.currentLsn ?? 0n;
-      await this.commit({ type: 'promoted', term, node: this.self, lsn: s });
+      const rows = await control.query<{ lsn: string }>(`SELECT (pg_current_wal_lsn() - '0/0')::text AS lsn`);
+      s = BigInt(rows[0]?.lsn ?? '0');
     }
+    await ensureSlots(control, others);
+    await this.commit({ type: 'promoted', term, node: this.self, lsn: s });
     this.log.info('primary of term', {
       event: 'promoted',
       term,
       node: this.self,
       ms: Math.round(this.clock() - startedMs),
     });
-  }
-
-  private async createSlots(): Promise<void> {
-    for (const member of this.databaseMembers()) {
-      if (member.name !== this.self) await this.parts.instance.ensureSlot(`pgward_${member.name}`);
-    }
   }
 
   private async followerPass(): Promise<void> {
@@ -474,7 +499,7 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
           term: this.currentTerm(),
         });
         this.metrics.fences.inc({ reason: 'stop-following' });
-        await stopFollowing(instance);
+        await stopFollowing(this.control);
         this.following = null;
         return;
       case 'follow': {
@@ -485,7 +510,7 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
           primary: action.primary,
           term: state.promotedTerm,
         });
-        await followPrimary(instance, target);
+        await followPrimary(this.control, instance, target);
         this.following = action.primary;
         return;
       }
@@ -500,16 +525,25 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
         this.metrics.fences.inc({ reason: 'demote' });
         supervisor.setAutoRestart(false);
         this.parts.syncStandbys.setEnabled(false);
-        const how = await rewindOnto(instance, target, this.log);
-        await instance.start();
+        let how = await rewindOnto(instance, target, this.log);
+        try {
+          await supervisor.startOnce();
+        } catch (error) {
+          // A rewound server that cannot find its timeline is rebuilt from a base backup.
+          this.log.warn('rewound postgres did not start; taking a fresh base backup', {
+            error: (error as Error).message,
+          });
+          await instance.stop('immediate');
+          await rebuildFrom(instance, target);
+          await supervisor.startOnce();
+          how = 'cloned';
+        }
         this.following = action.primary;
         this.log.info('rejoined as a backup', { event: 'rejoin', how, primary: action.primary });
         return;
       }
       case 'start-standby': {
-        const target = this.targetOf(action.primary);
-        instance.writeConfig(target);
-        await instance.start();
+        await supervisor.startOnce();
         this.following = action.primary;
         return;
       }
@@ -517,11 +551,11 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
   }
 
   private async fenceIfLeaseLost(): Promise<void> {
-    const probe = this.parts.probe.last();
-    const running = this.parts.instance.isRunning();
     const fence = shouldSelfFence({
-      pgRunningAsPrimary: running && probe?.role === 'primary',
-      leaseValid: this.gate().open,
+      pgRunningAsPrimary: this.localPostgresState() === 'primary',
+      // A leader of its promoted term gets its lease back with the next acknowledged
+      // round (event-loop stalls void it briefly); fencing is for a primary that lost leadership.
+      leaseValid: this.gate().open || this.leadsPromotedTerm(),
       leaseLastValidAtMs: this.leaseLastValidAtMs,
       nowMs: this.clock(),
       graceMs: this.settings.fenceGraceMs,
@@ -556,7 +590,7 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
         announced,
         nowMs: this.clock(),
         deadlineMs,
-        activeTransactions: announced ? await openTransactions(this.parts.instance) : 0,
+        activeTransactions: announced ? await openTransactions(this.control) : 0,
         drainDeadlineMs,
         targetHealthy: row !== undefined && row.state === 'streaming',
         targetLsn: row?.flushLsn ?? null,
@@ -668,20 +702,24 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
       });
     } else if (outcome.command.type === 'promoted') {
       const c = outcome.command;
-      const kind =
-        this.store.state.switchover === null && this.leaderLostAtMs !== null ? 'failover' : 'switchover';
+      const kind = this.switchoverAnnounced ? 'switchover' : 'failover';
+      this.switchoverAnnounced = false;
       this.log.info('promotion applied', {
         event: 'promotion',
         term: c.term,
         primary: c.node,
         lsn: formatLsn(c.lsn),
       });
+      this.persistPrimary(c.node, c.term);
       if (this.leaderLostAtMs !== null) {
         this.metrics.failovers.inc({ kind });
         this.metrics.failoverDuration.observe({ kind }, (this.clock() - this.leaderLostAtMs) / 1000);
         this.leaderLostAtMs = null;
       }
+    } else if (outcome.command.type === 'switchover-abort') {
+      this.switchoverAnnounced = false;
     } else if (outcome.command.type === 'switchover-intent') {
+      this.switchoverAnnounced = true;
       this.log.info('switchover intent applied: holding new transactions', {
         event: 'switchover-intent',
         ...outcome.command,
@@ -721,6 +759,10 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
     const decision = this.parts.syncStandbys.current();
     const mode = decision === null ? null : decision.blocked ? 'blocked' : decision.mode;
     if (mode === null || mode === this.lastDurability) return;
+    // A backup that reconnects flips the mode quickly; report a settled mode, not every flap.
+    const now = this.clock();
+    if (now - this.lastDurabilityAtMs < DURABILITY_REPORT_MIN_MS) return;
+    this.lastDurabilityAtMs = now;
     this.lastDurability = mode;
     const level = mode === 'quorum' ? 'info' : 'warn';
     this.log.log(level, 'durability mode', { event: 'durability', mode, term: this.currentTerm() });
@@ -728,6 +770,23 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
   }
 
   // ---------------------------------------------------------------- helpers
+
+  private stateFile(): string {
+    return path.join(this.parts.config.node.dataDir, STATE_FILE);
+  }
+
+  private persistedPrimary(): string | null {
+    const file = this.stateFile();
+    if (!existsSync(file)) return null;
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as { primary?: string };
+    return saved.primary ?? null;
+  }
+
+  private persistPrimary(primary: string, term: number): void {
+    const file = this.stateFile();
+    writeFileSync(`${file}.tmp`, `${JSON.stringify({ primary, term })}\n`);
+    renameSync(`${file}.tmp`, file);
+  }
 
   private knowledge(): LocalKnowledge {
     const status = this.driverStatus();
@@ -790,11 +849,10 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
     return !this.pgCrashed && this.parts.probe.healthy();
   }
 
+  /** standby.signal, not the last probe, tells a running server's role: a probe may predate a restart. */
   private localPostgresState(): LocalPostgresState {
     if (!this.parts.instance.isRunning()) return 'stopped';
-    const probe = this.parts.probe.last();
-    if (probe === null) return this.parts.instance.isStandby() ? 'standby' : 'primary';
-    return probe.role === 'primary' ? 'primary' : 'standby';
+    return this.parts.instance.isStandby() ? 'standby' : 'primary';
   }
 
   private backupLagBytes(probe: ProbeResult | null): number | null {
@@ -900,6 +958,12 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
 
   private isLeader(): boolean {
     return this.driverStatus()?.role === 'leader';
+  }
+
+  private leadsPromotedTerm(): boolean {
+    const status = this.driverStatus();
+    const state = this.store.state;
+    return status?.role === 'leader' && state.primary === this.self && state.promotedTerm === status.term;
   }
 
   private stillLeading(term: number): boolean {

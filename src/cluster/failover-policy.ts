@@ -139,9 +139,13 @@ export function followerAction(input: FollowerInput): FollowerAction {
       ? { kind: 'stop-following' }
       : { kind: 'none' };
   }
+  // While a newer term has no promotion yet, the applied primary may be the one that
+  // just failed: wait for the new leader's Promoted instead of rejoining a dead node.
+  if (newerTermPending) {
+    return input.pg === 'standby' && input.following !== null ? { kind: 'stop-following' } : { kind: 'none' };
+  }
   if (input.pg === 'primary' || input.diverged) return { kind: 'demote', primary };
   if (input.pg === 'stopped') return { kind: 'start-standby', primary };
-  if (newerTermPending) return input.following === null ? { kind: 'none' } : { kind: 'stop-following' };
   return input.following === primary ? { kind: 'none' } : { kind: 'follow', primary };
 }
 

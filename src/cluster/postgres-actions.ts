@@ -8,6 +8,7 @@ import { type FollowTarget, type PostgresInstance, slotNameFor } from '../postgr
 import type { ProbeResult } from '../postgres/probe.ts';
 import { quorumNames } from '../postgres/sync-standbys.ts';
 import type { MemberSpec } from './commands.ts';
+import type { ControlClient } from './control-client.ts';
 
 export function followTargetOf(primary: MemberSpec, self: string): FollowTarget {
   if (primary.pgPort === null) throw new Error(`member ${primary.name} has no PostgreSQL to follow`);
@@ -28,31 +29,69 @@ export function fitnessOf(probe: ProbeResult | null): bigint | null {
  * walreceiver stops, so an old primary can no longer complete a synchronous commit
  * through this backup, and a new leader's replay can settle before it promotes.
  */
-export async function stopFollowing(instance: PostgresInstance): Promise<void> {
-  await instance.query(`ALTER SYSTEM SET primary_conninfo = ''`);
-  await instance.reload();
+export async function stopFollowing(control: ControlClient): Promise<void> {
+  await control.query(`ALTER SYSTEM SET primary_conninfo = ''`);
+  await control.query('SELECT pg_reload_conf()');
 }
 
 /** Points a running backup at `target` (pg 13+ reloads primary_conninfo without a restart). */
-export async function followPrimary(instance: PostgresInstance, target: FollowTarget): Promise<void> {
-  await instance.query('ALTER SYSTEM RESET primary_conninfo');
-  await instance.follow(target);
+export async function followPrimary(
+  control: ControlClient,
+  instance: PostgresInstance,
+  target: FollowTarget,
+): Promise<void> {
+  await control.query('ALTER SYSTEM RESET primary_conninfo');
+  instance.writeConfig(target);
+  await control.query('SELECT pg_reload_conf()');
+}
+
+export interface ReplayState {
+  walReceiverRunning: boolean;
+  receiveLsn: bigint | null;
+  replayLsn: bigint | null;
+}
+
+export async function replayState(control: ControlClient): Promise<ReplayState> {
+  const rows = await control.query<{ running: boolean; receive: string | null; replay: string | null }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_stat_wal_receiver) AS running,
+            (pg_last_wal_receive_lsn() - '0/0')::text AS receive,
+            (pg_last_wal_replay_lsn() - '0/0')::text AS replay`,
+  );
+  const row = rows[0];
+  return {
+    walReceiverRunning: row?.running ?? false,
+    receiveLsn: row?.receive == null ? null : BigInt(row.receive),
+    replayLsn: row?.replay == null ? null : BigInt(row.replay),
+  };
 }
 
 /**
  * Sets the synchronous quorum over `backups` (or none with `degrade` and no
- * backup) before promotion, so no commit is acknowledged asynchronously in the
- * moment between pg_promote() and the sync manager's first decision.
+ * backup), then promotes: no commit is acknowledged asynchronously in the moment
+ * between pg_promote() and the sync manager's first decision.
  */
-export async function prepareSyncQuorum(
-  instance: PostgresInstance,
+export async function promoteWithQuorum(
+  control: ControlClient,
   backups: readonly string[],
   durability: 'block' | 'degrade',
 ): Promise<void> {
   const names = backups.length === 0 && durability === 'degrade' ? '' : quorumNames(backups);
-  await instance.query(`ALTER SYSTEM SET synchronous_standby_names = ${pg.escapeLiteral(names)}`);
-  await instance.query(`ALTER SYSTEM SET synchronous_commit = 'on'`);
-  await instance.reload();
+  await control.query(`ALTER SYSTEM SET synchronous_standby_names = ${pg.escapeLiteral(names)}`);
+  await control.query(`ALTER SYSTEM SET synchronous_commit = 'on'`);
+  await control.query('SELECT pg_reload_conf()');
+  const rows = await control.query<{ promoted: boolean }>('SELECT pg_promote(true, 60) AS promoted');
+  if (rows[0]?.promoted !== true) throw new Error('pg_promote did not finish within 60 s');
+}
+
+/** Physical slots on this (new) primary for the members that will follow it. */
+export async function ensureSlots(control: ControlClient, members: readonly string[]): Promise<void> {
+  for (const member of members) {
+    await control.query(
+      `SELECT pg_create_physical_replication_slot($1, true)
+        WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`,
+      [slotNameFor(member)],
+    );
+  }
 }
 
 /** Stops a former primary, rewinds it onto `target`, and leaves it configured as a standby (not started). */
@@ -67,15 +106,20 @@ export async function rewindOnto(
     return 'rewound';
   } catch (error) {
     logger.warn('pg_rewind failed; taking a fresh base backup instead', { error: (error as Error).message });
-    rmSync(instance.dataDir, { recursive: true, force: true });
-    await instance.cloneFrom(target);
+    await rebuildFrom(instance, target);
     return 'cloned';
   }
 }
 
+/** Replaces a stopped server's data with a fresh base backup of `target`. */
+export async function rebuildFrom(instance: PostgresInstance, target: FollowTarget): Promise<void> {
+  rmSync(instance.dataDir, { recursive: true, force: true });
+  await instance.cloneFrom(target);
+}
+
 /** Client backends with an open transaction (what a switchover drains). */
-export async function openTransactions(instance: PostgresInstance): Promise<number> {
-  const rows = await instance.query<{ n: string }>(
+export async function openTransactions(control: ControlClient): Promise<number> {
+  const rows = await control.query<{ n: string }>(
     `SELECT count(*)::text AS n FROM pg_stat_activity
       WHERE backend_type = 'client backend' AND xact_start IS NOT NULL AND pid <> pg_backend_pid()
         AND application_name NOT LIKE 'pgward%'`,

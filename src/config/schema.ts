@@ -3,6 +3,7 @@
 // configuration reference is generated from the same names.
 import { z } from 'zod';
 import { apiConfigSchema } from '../api/config.ts';
+import { failoverConfigSchema } from '../cluster/config.ts';
 import { exactlyOnceConfigSchema } from '../exactly-once/config.ts';
 import { postgresConfigSchema } from '../postgres/config.ts';
 import { proxyConfigSchema } from '../proxy/config.ts';
@@ -61,6 +62,8 @@ export const configSchema = z
     postgres: postgresConfigSchema.default(postgresConfigSchema.parse({})),
     proxy: proxyConfigSchema.default(proxyConfigSchema.parse({})),
     raft: raftConfigSchema.default(raftConfigSchema.parse({})),
+    /** Failover and fencing timings (detection, promotion, self-fencing, switchover). */
+    failover: failoverConfigSchema.default(failoverConfigSchema.parse({})),
     api: apiConfigSchema.default(apiConfigSchema.parse({})),
     exactlyOnce: exactlyOnceConfigSchema.default(exactlyOnceConfigSchema.parse({})),
     redis: z

@@ -196,6 +196,8 @@ export class PostgresInstance extends EventEmitter<InstanceEvents> {
       hot_standby: true,
       hot_standby_feedback: true,
       wal_log_hints: true,
+      // pg_rewind reads a former primary's WAL back to the last checkpoint before the fork.
+      wal_keep_size: '256MB',
       shared_buffers: '32MB',
       max_connections: 100,
       wal_receiver_status_interval: '1s',

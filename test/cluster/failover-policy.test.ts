@@ -135,6 +135,16 @@ test('fencing (e): a primary of an older term, running or diverged, is demoted b
   });
 });
 
+test('a newer term without its promotion: never rejoin the applied (maybe dead) primary yet', () => {
+  assert.deepEqual(followerAction({ ...follower, currentTerm: 4, pg: 'primary' }), { kind: 'none' });
+  assert.deepEqual(followerAction({ ...follower, currentTerm: 4, pg: 'stopped', diverged: true }), {
+    kind: 'none',
+  });
+  assert.deepEqual(followerAction({ ...follower, currentTerm: 4, following: 'node3' }), {
+    kind: 'stop-following',
+  });
+});
+
 test('follower named primary by the log (restarted old primary) holds still', () => {
   assert.deepEqual(followerAction({ ...follower, pg: 'primary', appliedPrimary: 'node2' }), { kind: 'none' });
 });

@@ -1,0 +1,100 @@
+// Helpers for failover tests on a real local cluster: what each sidecar says,
+// waiting for a (new) writable primary, and checking that exactly one PostgreSQL
+// takes writes.
+import type { TestCluster, TestNode } from './cluster.ts';
+import { waitFor } from './wait.ts';
+
+export interface SidecarReport {
+  reportedBy: string;
+  term: number;
+  writablePrimary: string | null;
+  leader: string | null;
+}
+
+export async function reports(cluster: TestCluster): Promise<SidecarReport[]> {
+  const answers = await Promise.all(
+    cluster.nodes.map(async (node) => {
+      try {
+        const response = await fetch(`${node.apiUrl}/cluster`, { signal: AbortSignal.timeout(2000) });
+        return (await response.json()) as SidecarReport;
+      } catch {
+        return null;
+      }
+    }),
+  );
+  return answers.filter((a): a is SidecarReport => a !== null);
+}
+
+/** Waits until the sidecar of the primary reports itself writable in a term above `aboveTerm`. */
+export async function waitForPrimary(
+  cluster: TestCluster,
+  options: { aboveTerm?: number; not?: string; timeoutMs?: number } = {},
+): Promise<{ node: TestNode; term: number }> {
+  return waitFor(
+    async () => {
+      for (const report of await reports(cluster)) {
+        if (report.writablePrimary !== report.reportedBy) continue;
+        if (report.term <= (options.aboveTerm ?? 0) || report.reportedBy === options.not) continue;
+        return { node: cluster.node(report.reportedBy), term: report.term };
+      }
+      return undefined;
+    },
+    { timeoutMs: options.timeoutMs ?? 60_000, intervalMs: 50, what: 'a writable primary' },
+  );
+}
+
+/** The names of the nodes whose PostgreSQL runs out of recovery (accepts writes). */
+export async function primariesByPostgres(cluster: TestCluster): Promise<string[]> {
+  const out: string[] = [];
+  for (const node of cluster.nodes) {
+    try {
+      const rows = await cluster.sql<{ r: boolean }>(node, 'SELECT pg_is_in_recovery() AS r');
+      if (rows[0]?.r === false) out.push(node.name);
+    } catch {
+      // down: not a primary
+    }
+  }
+  return out;
+}
+
+/** Waits until `node` runs as a backup whose walreceiver streams. */
+export async function waitForStreamingBackup(
+  cluster: TestCluster,
+  node: TestNode,
+  timeoutMs = 90_000,
+): Promise<void> {
+  await waitFor(
+    async () => {
+      const rows = await cluster.sql<{ r: boolean; s: string | null }>(
+        node,
+        'SELECT pg_is_in_recovery() AS r, (SELECT status FROM pg_stat_wal_receiver) AS s',
+      );
+      return rows[0]?.r === true && rows[0]?.s === 'streaming';
+    },
+    { timeoutMs, intervalMs: 100, what: `${node.name} streaming as a backup` },
+  );
+}
+
+/** Runs `body`; on failure copies every node's sidecar and PostgreSQL log to `PGWARD_KEEP_LOGS` (a directory) when set. */
+export async function keepLogsOnFailure(cluster: TestCluster, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (error) {
+    const dest = process.env.PGWARD_KEEP_LOGS;
+    if (dest !== undefined) {
+      const { cpSync, mkdirSync } = await import('node:fs');
+      const path = await import('node:path');
+      mkdirSync(dest, { recursive: true });
+      for (const node of cluster.nodes) {
+        for (const file of ['sidecar.log', 'postgres.log']) {
+          try {
+            cpSync(path.join(node.nodeDir, file), path.join(dest, `${node.name}.${file}`));
+          } catch {
+            // a node that never started has no log
+          }
+        }
+      }
+    }
+    throw error;
+  }
+}
