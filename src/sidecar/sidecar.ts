@@ -3,13 +3,16 @@
 // and the admin API. In this issue the primary is fixed by bootstrap.primary.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { clusterApiRouter } from '../api/routes/index.ts';
 import { ApiServer } from '../api/server.ts';
 import type { ClusterStatus, NodeStatus } from '../api/status.ts';
+import { FailoverController } from '../cluster/controller.ts';
 import type { ClusterView, MemberView, NodeRole } from '../cluster/view.ts';
-import { StaticTopology } from '../cluster/view.ts';
+import { StaticTopology, type TopologySource } from '../cluster/view.ts';
 import { postgresDataDir } from '../config/load.ts';
 import type { Config, MemberConfig } from '../config/schema.ts';
 import { UserError } from '../errors.ts';
+import { ExactlyOnceSidecarPart } from '../exactly-once/sidecar-part.ts';
 import { deferred, type Service } from '../lifecycle.ts';
 import { componentLogger, type Logger } from '../log.ts';
 import { findBinaries } from '../postgres/binaries.ts';
@@ -42,10 +45,14 @@ export class Sidecar implements Service {
   readonly syncStandbys: SyncStandbyManager;
   readonly topology: StaticTopology;
   readonly api: ApiServer;
+  /** Exactly-once: proxy hooks, ledger installer and GC (src/exactly-once/). */
+  readonly exactlyOnce: ExactlyOnceSidecarPart;
   /** The client-facing proxy (null when proxy.enabled is false). */
   readonly proxy: ProxyServer | null;
   /** Extra services started after the built-in ones and stopped before them (proxy, Raft, ...). */
   readonly extensions: Service[] = [];
+  /** Raft-led failover when this node is in `members`; its `topology` is what the proxy routes by. */
+  readonly failover: FailoverController | null = null;
   private readonly ended = deferred<void>();
   private readonly configFile: string | undefined;
   private started: Service[] = [];
@@ -111,7 +118,10 @@ export class Sidecar implements Service {
       logger: componentLogger(this.logger, 'supervisor'),
       stateDir: config.node.dataDir,
       bootstrapPrimary: bootstrapPrimary === config.node.name,
-      followTarget: () => this.configuredFollowTarget(),
+      followTarget: () => {
+        const target = this.failover?.followTarget();
+        return target === undefined ? this.configuredFollowTarget() : target;
+      },
       slotsToKeep: () => this.otherMembers().map((m) => slotNameFor(m.name)),
       startTimeoutMs: config.postgres.startTimeoutMs,
       stopTimeoutMs: config.postgres.stopTimeoutMs,
@@ -132,13 +142,42 @@ export class Sidecar implements Service {
     });
     this.probe.on('result', (result) => {
       this.syncStandbys.onProbe(result);
+      this.exactlyOnce.onProbe(result.role);
       this.refreshTopology(false);
     });
     this.probe.on('up', () => this.refreshTopology(true));
     this.probe.on('down', () => this.refreshTopology(true));
     this.topology = new StaticTopology(this.initialView(bootstrapPrimary));
+    if (this.self() !== undefined) {
+      this.failover = new FailoverController({
+        config,
+        logger: componentLogger(this.logger, 'failover'),
+        instance: this.instance,
+        probe: this.probe,
+        supervisor: this.supervisor,
+        syncStandbys: this.syncStandbys,
+        baseStatus: () => this.status(),
+        proxyStats: () => this.proxy?.stats() ?? null,
+      });
+      // Started before the proxy, so it routes by the Raft view from its first client on.
+      this.extensions.push(this.failover);
+    }
+    /** What the proxy routes by: the Raft view when failover runs, else the static bootstrap view. */
+    const routing: TopologySource = this.failover?.topology ?? this.topology;
+    this.exactlyOnce = new ExactlyOnceSidecarPart({
+      config: config.exactlyOnce,
+      topology: routing,
+      clientConfig: () => this.instance.clientConfig(),
+      logger: this.logger,
+    });
+    this.extensions.push(this.exactlyOnce);
     this.proxy = config.proxy.enabled
-      ? new ProxyServer({ config: config.proxy, topology: this.topology, logger: this.logger })
+      ? new ProxyServer({
+          config: config.proxy,
+          topology: routing,
+          logger: this.logger,
+          hooks: this.exactlyOnce.hooks,
+        })
       : null;
     if (this.proxy !== null) this.extensions.push(this.proxy);
     this.api = new ApiServer({
@@ -148,6 +187,16 @@ export class Sidecar implements Service {
       cluster: () => this.status(),
       health: () => this.health(),
     });
+    if (this.failover !== null) {
+      this.api.router.use(
+        clusterApiRouter({
+          reader: this.failover,
+          admin: this.failover,
+          token: config.api.token,
+          registry: this.failover.metrics.registry,
+        }),
+      );
+    }
   }
 
   get done(): Promise<void> {
