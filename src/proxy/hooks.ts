@@ -144,9 +144,9 @@ export interface ProxyHooks {
 
 /** The proxy without exactly-once: forwards everything; a lost in-flight request has an unknown outcome. */
 export class NoopHooks implements ProxyHooks {
-  readonly interceptsRequests = false;
+  readonly interceptsRequests: boolean = false;
 
-  async onRequest(): Promise<boolean> {
+  async onRequest(_ctx: RequestContext, _request: ClientRequest): Promise<boolean> {
     return false;
   }
 
