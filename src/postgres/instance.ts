@@ -235,6 +235,22 @@ export class PostgresInstance extends EventEmitter<InstanceEvents> {
     else this.writeOwned('standby.signal', '');
   }
 
+  /** The primary this data dir was last configured to follow (from pgward.conf), or null. */
+  lastFollowTarget(): FollowTarget | null {
+    let text: string;
+    try {
+      text = readFileSync(path.join(this.dataDir, PGWARD_CONF), 'utf8');
+    } catch {
+      return null;
+    }
+    const conninfo = /^primary_conninfo = '(.*)'$/m.exec(text)?.[1] ?? '';
+    const slotName = /^primary_slot_name = '(.*)'$/m.exec(text)?.[1];
+    const host = /(?:^|\s)host=(\S+)/.exec(conninfo)?.[1];
+    const port = Number(/(?:^|\s)port=(\d+)/.exec(conninfo)?.[1]);
+    if (host === undefined || !Number.isInteger(port) || port <= 0 || slotName === undefined) return null;
+    return { host, port, slotName };
+  }
+
   /** Re-points a running backup at a (new) primary: rewrite config and reload, no restart. */
   async follow(target: FollowTarget): Promise<void> {
     this.writeConfig(target);

@@ -357,7 +357,17 @@ export class Sidecar implements Service {
     return this.self()?.pgPort ?? this.config.postgres.port;
   }
 
+  /**
+   * Without a failover decision: on the first start bootstrap.primary decides; later
+   * starts keep the role the data dir had (a primary stays one, a backup follows the
+   * primary it last followed), so a restart never points a node at a stale primary.
+   */
   private configuredFollowTarget(): FollowTarget | null {
+    if (this.instance.hasData()) {
+      if (!this.instance.isStandby()) return null;
+      const last = this.instance.lastFollowTarget();
+      if (last !== null) return last;
+    }
     const primary = this.config.bootstrap?.primary ?? this.config.node.name;
     if (primary === this.config.node.name) return null;
     const member = this.member(primary);

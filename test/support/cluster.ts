@@ -16,7 +16,8 @@
 // Node fields: name, proxyUrl, pgUrl, pgPort, proxyPort, readOnlyPort, apiUrl,
 // apiPort, raftPort, configFile, dataDir (PostgreSQL's), nodeDir, logFile (sidecar),
 // postmasterPid(), sidecarPid(). `sql(node, text, params)` runs one statement on that
-// node's PostgreSQL directly (not through the proxy); `client(node)` returns a
+// node's PostgreSQL directly (not through the proxy); `status()` is `pgward status
+// --json` computed in-process; `client(node)` returns a
 // connected pg.Client you end yourself. `pgward(...args)` runs the CLI on this dir.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -27,6 +28,7 @@ import type { ClusterStatus } from '../../src/api/status.ts';
 import { createLocalCluster } from '../../src/local/create.ts';
 import { type LocalCluster, readState } from '../../src/local/layout.ts';
 import { isSidecarOf } from '../../src/local/processes.ts';
+import { collectStatus } from '../../src/local/status.ts';
 import { readPostmasterPid } from '../../src/postgres/instance.ts';
 import { makeTempDir, removeTempDir } from './tmp.ts';
 
@@ -165,11 +167,8 @@ export async function startLocalCluster(options: StartClusterOptions = {}): Prom
     apiToken: local.apiToken,
     nodes,
     node: byName,
-    async status() {
-      const result = await runPgward(['status', '--json', '--dir', dir]);
-      if (result.code !== 0) throw new Error(`pgward status failed: ${result.stderr}`);
-      return JSON.parse(result.stdout) as ClusterStatus;
-    },
+    // In-process (the same code as `pgward status --json`): a CLI process per poll is slow on a busy machine.
+    status: () => collectStatus(local),
     async sql(node, text, params = []) {
       const client = new pg.Client(clientConfig(node));
       client.on('error', () => {});
