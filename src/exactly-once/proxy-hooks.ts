@@ -65,7 +65,7 @@ import {
   textLiteral,
   xactStatusSql,
 } from './sql-text.ts';
-import { sqlstateOf, WrapFilter } from './wrap-filter.ts';
+import { decodeTextRow, sqlstateOf, WrapFilter } from './wrap-filter.ts';
 
 export interface ExactlyOnceHooksOptions {
   config: ExactlyOnceConfig;
@@ -615,7 +615,8 @@ export class ExactlyOnceHooks implements ProxyHooks {
     const backend = await ctx.backend();
     const keyed: KeyedRequest | null =
       track.transactionKey === null ? null : { key: track.transactionKey, fingerprint: '' };
-    if (failpointsActive) await failpoint('before-fence');
+    if (!failpointsActive) return this.pipelinedCommit(ctx, track, backend, messages, keyed);
+    await failpoint('before-fence');
     let fence: Fence;
     try {
       fence = parseFence((await backend.query(FENCE_SQL)).rows[0] ?? null);
@@ -648,6 +649,49 @@ export class ExactlyOnceHooks implements ProxyHooks {
     } catch (error) {
       if (!(error instanceof BackendLostError)) throw error;
       const flight: InFlight = { stage: 'commit-sent', fence, keyed: keyed !== null };
+      const outcome = await this.resolveLoss(ctx, backend, flight, keyed, track);
+      return this.answerCommitLoss(ctx, track, outcome, completed);
+    } finally {
+      track.commitInFlight = false;
+    }
+  }
+
+  /**
+   * The fence and the COMMIT in one write: PostgreSQL answers the fence Query and
+   * flushes it at its ReadyForQuery before it reads the COMMIT, so the pair is on
+   * the wire before the commit starts. If the connection dies and the pair never
+   * arrived, the COMMIT may have run: the outcome is then unknown unless a key decides it.
+   */
+  private async pipelinedCommit(
+    ctx: RequestContext,
+    track: Track,
+    backend: BackendChannel,
+    messages: Buffer[],
+    keyed: KeyedRequest | null,
+  ): Promise<boolean> {
+    let fenceRow: Array<string | null> | null = null;
+    let fenceAnswered = false;
+    let completed = false;
+    track.commitInFlight = true;
+    try {
+      await backend.forward([buildQuery(FENCE_SQL), ...messages], (type, message) => {
+        if (fenceAnswered) {
+          if (type === BackendMessage.CommandComplete) completed = true;
+          return message;
+        }
+        if (type === BackendMessage.DataRow) fenceRow = decodeTextRow(message);
+        else if (type === BackendMessage.ReadyForQuery) fenceAnswered = true;
+        else if (type === BackendMessage.NoticeResponse) return message;
+        return null;
+      });
+      return true;
+    } catch (error) {
+      if (!(error instanceof BackendLostError)) throw error;
+      const fence = fenceRow === null ? null : parseFence(fenceRow);
+      const flight: InFlight =
+        fence === null
+          ? { stage: 'unfenced', fence: null, keyed: keyed !== null }
+          : { stage: 'commit-sent', fence, keyed: keyed !== null };
       const outcome = await this.resolveLoss(ctx, backend, flight, keyed, track);
       return this.answerCommitLoss(ctx, track, outcome, completed);
     } finally {

@@ -214,3 +214,43 @@ test('killed after the commit reached the backup but before the ack: the client 
   assert.deepEqual(r.keyed, { ok: true });
   assert.deepEqual(r.unkeyed, { ok: true });
 });
+
+test('explicit transactions with the pipelined fence: COMMITs replicated but unacknowledged succeed once', async (t) => {
+  const h = await harness(t);
+  await commitsWaitForever(h);
+  const transfer = async (client: pg.Client, name: string, key: string | null) => {
+    await client.query('BEGIN');
+    if (key !== null) await client.query("SELECT set_config('pgward.idempotency_key', $1, true)", [key]);
+    await client.query('INSERT INTO items VALUES ($1)', [name]);
+    await client.query('COMMIT');
+  };
+  const keyedCall = outcome(transfer(h.keyed, 'keyed-tx', 'tx-1'));
+  const unkeyedCall = outcome(transfer(h.unkeyed, 'unkeyed-tx', null));
+  await waitFor(
+    async () =>
+      (await h.pair.primary.query("SELECT 1 FROM pg_stat_activity WHERE wait_event = 'SyncRep'")).length ===
+      2,
+    { timeoutMs: 30_000, what: 'both COMMITs waiting on synchronous replication' },
+  );
+  const [{ lsn }] = (await h.pair.primary.query<{ lsn: string }>(
+    'SELECT pg_current_wal_lsn()::text AS lsn',
+  )) as [{ lsn: string }];
+  await waitFor(
+    async () =>
+      (await h.pair.standby.query('SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS ok', [lsn]))[0]?.ok ===
+      true,
+    { timeoutMs: 30_000, what: 'the standby replaying both commits' },
+  );
+  killAll(postgresProcesses(h.pair.primary.postmasterPid()));
+  const s = await promote(h.pair.standby);
+  h.topology.set(view(2, h.pair.standby, s));
+  const [keyed, unkeyed] = await Promise.all([keyedCall, unkeyedCall]);
+  const count = async (name: string) =>
+    Number(
+      (await h.pair.standby.query('SELECT count(*)::int AS n FROM items WHERE name = $1', [name]))[0]?.n,
+    );
+  assert.deepEqual(keyed, { ok: true });
+  assert.deepEqual(unkeyed, { ok: true });
+  assert.equal(await count('keyed-tx'), 1);
+  assert.equal(await count('unkeyed-tx'), 1);
+});
