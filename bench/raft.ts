@@ -56,7 +56,7 @@ async function commitLatency(leader: RaftProcess) {
 
 /** Kills the leader, times the first new leader and its first valid lease, restarts the victim. */
 async function electionRun(cluster: ProcessCluster): Promise<{ electedMs: number; leasedMs: number }> {
-  const [leaderId, leader] = await cluster.leader(timeoutMs);
+  const [leaderId, leader] = await cluster.leader(timeoutMs, { leased: true });
   const others = [...cluster.nodes].filter(([id]) => id !== leaderId).map(([, n]) => n);
   const marks = others.map((n) => n.events.length);
   const killedAtMs = Date.now();
@@ -101,7 +101,7 @@ async function main(): Promise<void> {
   const cluster = new ProcessCluster(root, new Map(ids.map((id, i) => [id, ports[i]!])));
   try {
     await cluster.startAll(timeoutMs);
-    const [, leader] = await cluster.leader(timeoutMs);
+    const [, leader] = await cluster.leader(timeoutMs, { leased: true });
     console.log(`commit latency: ${commits} sequential proposals on the leader...`);
     const latency = await commitLatency(leader);
     console.log(latency);

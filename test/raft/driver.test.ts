@@ -19,7 +19,7 @@ const timing: RaftTiming = {
   leaseMs: 400,
   leaseStopMarginMs: 100,
 };
-const timeoutMs = 20_000;
+const timeoutMs = 30_000;
 const ids = ['n1', 'n2', 'n3'];
 
 interface Member {
@@ -77,11 +77,14 @@ class LocalCluster {
     this.members.delete(id);
   }
 
-  /** The one member that leads with a valid lease, once there is exactly one. */
-  async leader(what = 'a leader with a lease'): Promise<[NodeId, Member]> {
+  /**
+   * The one member that leads, once there is exactly one. The role, not the
+   * lease: on an overloaded machine stalls keep voiding leases (by design).
+   */
+  async leader(what = 'a leader'): Promise<[NodeId, Member]> {
     return waitFor(
       () => {
-        const leaders = [...this.members].filter(([, m]) => m.driver.isLeaderWithLease());
+        const leaders = [...this.members].filter(([, m]) => m.driver.status().role === 'leader');
         return leaders.length === 1 ? leaders[0]! : undefined;
       },
       { timeoutMs, what },
@@ -146,6 +149,7 @@ test('a stopped leader is replaced; restarted, it rejoins as a follower with its
 test('an event-loop stall past the stop margin voids the lease until a later round is acknowledged', async (t) => {
   const cluster = await LocalCluster.create(t);
   const [, leader] = await cluster.leader();
+  await waitFor(() => leader.driver.isLeaderWithLease(), { timeoutMs, what: 'the first lease' });
   const seen: Array<number | null> = [];
   leader.driver.onStall(() => seen.push(leader.driver.leaseValidUntil()));
   // The clock jumps as if the process had been frozen for a second.
