@@ -123,6 +123,8 @@ export class BackendConnection {
   processId = 0;
   secretKey = 0;
   transactionStatus: TxStatus = 'I';
+  /** Whether the last CommandComplete was a ROLLBACK (also the tag of COMMIT in a failed block). */
+  lastCompletion: 'ROLLBACK' | 'OTHER' = 'OTHER';
   /** Extended-protocol messages were sent since the last Sync. */
   inBatch = false;
   closed = false;
@@ -386,6 +388,12 @@ export class BackendConnection {
     if (type === BackendMessage.ParameterStatus) {
       const { name, value } = decodeParameterStatus(frame);
       this.parameters.set(name, value);
+    } else if (type === BackendMessage.CommandComplete) {
+      // Only COMMIT vs ROLLBACK matters (does a transaction block's SET last?); no full decode.
+      this.lastCompletion =
+        bytes[5] === 0x52 && bytes.toString('latin1', 5, bytes.length - 1) === 'ROLLBACK'
+          ? 'ROLLBACK'
+          : 'OTHER';
     } else if (type === BackendMessage.ReadyForQuery) {
       this.transactionStatus = STATUS_BY_BYTE[decodeReadyForQuery(frame)]!;
     }

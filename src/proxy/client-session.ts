@@ -769,18 +769,29 @@ export class ClientSession implements SessionInfo, BackendSink {
 
   onReadyForQuery(status: TransactionStatus): void {
     this.transactionStatus = status;
+    const backend = this.backend;
+    if (backend === null || backend.tracker.owedReadyForQuery() > 0) {
+      this.maybeRelease();
+      return;
+    }
     const change = this.pendingSetting;
-    if (change !== null && this.backend !== null && this.backend.tracker.owedReadyForQuery() === 0) {
-      this.pendingSetting = null;
-      // A SET inside a transaction block is undone by a rollback: record it only once idle.
-      if (status === 'I') {
-        this.settings.apply(change, this.startupSettings);
-        this.backend.settings.clear();
-        for (const [name, value] of this.settings.values) this.backend.settings.set(name, value);
+    this.pendingSetting = null;
+    if (change !== null) this.transactionSettings.push(change);
+    // A SET inside a transaction block only lasts if the block commits.
+    if (status === 'I' && this.transactionSettings.length > 0) {
+      if (backend.lastCompletion !== 'ROLLBACK') {
+        for (const committed of this.transactionSettings)
+          this.settings.apply(committed, this.startupSettings);
+        backend.settings.clear();
+        for (const [name, value] of this.settings.values) backend.settings.set(name, value);
       }
+      this.transactionSettings = [];
     }
     this.maybeRelease();
   }
+
+  /** SET statements of the open transaction block, applied if it commits. */
+  private transactionSettings: NonNullable<ReturnType<typeof parseSettingChange>>[] = [];
 
   onLost(reason: 'term-change' | 'connection-lost', owedReadyForQuery: number, batchOpen: boolean): void {
     const lostTerm = this.backend?.term ?? 0;

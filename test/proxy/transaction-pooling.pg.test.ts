@@ -52,7 +52,7 @@ test('SET and named prepared statements survive across many transactions on shar
   assert.ok(stats.backendsTotal <= 2);
 });
 
-test('a SET rolled back with its transaction is not replayed; RESET restores the startup value', async (t) => {
+test('a SET rolled back with its transaction is not replayed, a committed one is; RESET restores the startup value', async (t) => {
   const proxy = await startProxy(t, { poolMode: 'transaction', poolSize: 1 });
   const database = await tempDatabase(t);
   const client = await proxy.connect(database);
@@ -64,6 +64,14 @@ test('a SET rolled back with its transaction is not replayed; RESET restores the
   const other = await proxy.connect(database);
   await other.query("SET application_name = 'other'");
   assert.equal((await client.query("SELECT current_setting('application_name') AS a")).rows[0].a, 'kept');
+  await client.query('BEGIN');
+  await client.query("SET application_name = 'committed'");
+  await client.query('COMMIT');
+  await other.query('SELECT 1');
+  assert.equal(
+    (await client.query("SELECT current_setting('application_name') AS a")).rows[0].a,
+    'committed',
+  );
   await client.query('RESET application_name');
   await other.query('SELECT 1');
   assert.equal((await client.query("SELECT current_setting('application_name') AS a")).rows[0].a, '');
