@@ -2,9 +2,12 @@
 // parameters and named prepared statements, errors and notices verbatim, LISTEN/NOTIFY.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { PSQL, startProxy, tempDatabase } from '../support/proxy.ts';
+import { tempDir } from '../support/tmp.ts';
 import { waitFor } from '../support/wait.ts';
 
 const run = promisify(execFile);
@@ -104,4 +107,34 @@ test('session pooling resets a backend (DISCARD ALL) before the next client gets
   assert.notEqual(row.app, 'first-client');
   const prepared = await second.query('SELECT count(*)::int AS n FROM pg_prepared_statements');
   assert.equal(prepared.rows[0].n, 0);
+});
+
+test('FunctionCall messages (libpq large objects: psql \\lo_import / \\lo_export) pass through', async (t) => {
+  const proxy = await startProxy(t);
+  const database = await tempDatabase(t);
+  const dir = tempDir(t, 'pgward-lo-');
+  const source = path.join(dir, 'in.bin');
+  const target = path.join(dir, 'out.bin');
+  const content = Buffer.from(Array.from({ length: 70000 }, (_, i) => i % 251));
+  writeFileSync(source, content);
+  const psql = (...args: string[]) =>
+    run(PSQL, [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(proxy.port),
+      '-U',
+      'postgres',
+      '-d',
+      database,
+      '-At',
+      '-v',
+      'ON_ERROR_STOP=1',
+      ...args,
+    ]);
+  const imported = await psql('-c', `\\lo_import ${source}`);
+  const oid = /lo_import (\d+)/.exec(imported.stdout)?.[1];
+  assert.ok(oid !== undefined, imported.stdout);
+  await psql('-c', `\\lo_export ${oid} ${target}`);
+  assert.deepEqual(readFileSync(target), content);
 });
