@@ -12,6 +12,9 @@ export type Fault =
 
 /** Stands for "whoever leads when the fault starts": the faults that hurt leases target leaders. */
 export const LEADER = '@leader';
+/** The first and second non-leader nodes (in id order) when the fault starts. */
+export const FOLLOWER_A = '@followerA';
+export const FOLLOWER_B = '@followerB';
 
 export type FaultKind = Fault['kind'];
 export const FAULT_KINDS: readonly FaultKind[] = ['partition', 'oneWay', 'clog', 'pause', 'crash'];
@@ -73,10 +76,31 @@ export function generateFaults(
     } else if (kind === 'pause') {
       faults.push({ kind, atMs, durationMs, node: pickNode() });
     } else {
-      faults.push({ kind, atMs, durationMs, node: pickNode(), tornTail: rng.chance(0.5) });
+      // A quick restart is what tests the boot-time vote refusal: the node forgot when it last heard a leader.
+      const downMs = rng.chance(0.4) ? Math.round(rng.between(5, 300)) : durationMs;
+      faults.push({ kind, atMs, durationMs: downMs, node: pickNode(), tornTail: rng.chance(0.5) });
     }
   }
   return faults.sort((a, b) => a.atMs - b.atMs);
+}
+
+/**
+ * The lease attack: node A and the leader stop hearing each other and A campaigns
+ * after its election timeout. The simulator reacts to A's first PreVote: node B,
+ * which acked the leader's last round, crashes and restarts before the PreVote
+ * reaches it, and stops hearing the leader. Only B's vote refusal after boot then
+ * keeps A from winning while the leader's lease is still valid.
+ */
+export function leaseAttackFaults(rng: SeededRng): Fault[] {
+  return [
+    {
+      kind: 'oneWay',
+      atMs: Math.round(rng.between(2000, 3000)),
+      durationMs: 4000,
+      from: LEADER,
+      to: FOLLOWER_A,
+    },
+  ];
 }
 
 export function describeFault(f: Fault): string {

@@ -14,12 +14,27 @@ import type {
   Ready,
   Snapshot,
 } from '../../src/raft/core/types.ts';
-import { describeFault, type Fault, generateFaults, LEADER, pickSwarm, type Swarm } from './faults.ts';
+import {
+  describeFault,
+  type Fault,
+  FOLLOWER_A,
+  FOLLOWER_B,
+  generateFaults,
+  LEADER,
+  leaseAttackFaults,
+  pickSwarm,
+  type Swarm,
+} from './faults.ts';
 import { fnv1a, hashString, mix } from './hash.ts';
 import { Invariants, InvariantViolation, invariantFailure } from './invariants.ts';
 import { Scheduler } from './scheduler.ts';
 
-export type SimMode = 'safety' | 'failover';
+/**
+ * safety: swarm faults, then a heal and a liveness check; failover: one leader
+ * crash on a healthy network; leaseAttack: a targeted schedule against the lease
+ * (see leaseAttackFaults), then the same heal and liveness check as safety.
+ */
+export type SimMode = 'safety' | 'failover' | 'leaseAttack';
 
 export const SIM_RAFT_CONFIG = {
   tickMs: 50,
@@ -143,6 +158,8 @@ export class Simulation {
   private leaderCrashedAt: number | null = null;
   private crashedLeader: NodeId | null = null;
   private failoverMs: number | null = null;
+  /** leaseAttack mode: armed by the cut, fired by the attacker's first PreVote. */
+  private attack: { leader: NodeId; attacker: NodeId; victim: NodeId } | null = null;
 
   constructor(private readonly options: SimOptions) {
     const root = new SeededRng(options.seed);
@@ -155,7 +172,8 @@ export class Simulation {
     this.adminRng = root.split();
     this.traceLines = options.trace ? [] : null;
 
-    this.mode = setupRng.chance(0.25) ? 'failover' : 'safety';
+    const modeDraw = setupRng.next();
+    this.mode = modeDraw < 0.2 ? 'failover' : modeDraw < 0.35 ? 'leaseAttack' : 'safety';
     const count = setupRng.chance(0.3) ? 5 : 3;
     this.ids = Array.from({ length: count }, (_, i) => `n${i + 1}`);
     const withWitness = setupRng.chance(0.25);
@@ -165,7 +183,7 @@ export class Simulation {
       learners: [],
     };
     this.swarm = pickSwarm(setupRng);
-    if (this.mode === 'failover') {
+    if (this.mode !== 'safety') {
       this.swarm = {
         ...this.swarm,
         enabled: [],
@@ -175,7 +193,10 @@ export class Simulation {
         meanExtraDelayMs: 2,
       };
     }
-    const all = generateFaults(faultRng, this.swarm, this.ids, FAULTS_FROM_MS, HEAL_AT_MS - 500);
+    const all =
+      this.mode === 'leaseAttack'
+        ? leaseAttackFaults(faultRng)
+        : generateFaults(faultRng, this.swarm, this.ids, FAULTS_FROM_MS, HEAL_AT_MS - 500);
     this.faults = options.keepFaults ? options.keepFaults.map((i) => all[i]!).filter(Boolean) : all;
 
     for (const from of this.ids)
@@ -214,14 +235,17 @@ export class Simulation {
     }
     for (const f of this.faults) this.sched.schedule(f.atMs, { k: 'faultStart', fault: f });
     this.sched.schedule(this.workloadRng.between(100, 400), { k: 'propose' });
-    if (this.mode === 'safety') {
-      this.sched.schedule(HEAL_AT_MS, { k: 'heal' });
-      this.sched.schedule(this.adminRng.between(500, 3000), { k: 'admin' });
-    } else this.sched.schedule(Math.round(this.workloadRng.between(3000, 4000)), { k: 'crashLeader' });
+    if (this.mode !== 'failover') this.sched.schedule(HEAL_AT_MS, { k: 'heal' });
+    if (this.mode === 'safety') this.sched.schedule(this.adminRng.between(500, 3000), { k: 'admin' });
+    if (this.mode === 'failover') {
+      this.sched.schedule(Math.round(this.workloadRng.between(3000, 4000)), { k: 'crashLeader' });
+    }
   }
 
   private endMs(): number {
-    return this.mode === 'safety' ? SAFETY_END_MS : (this.leaderCrashedAt ?? 5000) + FAILOVER_BOUND_MS + 500;
+    return this.mode !== 'failover'
+      ? SAFETY_END_MS
+      : (this.leaderCrashedAt ?? 5000) + FAILOVER_BOUND_MS + 500;
   }
 
   run(): SimResult {
@@ -554,6 +578,24 @@ export class Simulation {
 
   private send(m: Message): void {
     const link = `${m.from}->${m.to}`;
+    const attack = this.attack;
+    if (attack !== null && m.type === 'preVote' && m.from === attack.attacker && m.to === attack.victim) {
+      this.attack = { ...attack, attacker: '' };
+      const victim = this.hosts.get(attack.victim)!;
+      const cut = `${attack.leader}->${attack.victim}`;
+      this.cutLinks.set(cut, (this.cutLinks.get(cut) ?? 0) + 1);
+      this.sched.schedule(this.sched.nowMs + 4000, {
+        k: 'faultEnd',
+        fault: {
+          kind: 'oneWay',
+          atMs: this.sched.nowMs,
+          durationMs: 4000,
+          from: attack.leader,
+          to: attack.victim,
+        },
+      });
+      this.crash(victim, 0.01, false);
+    }
     if (!this.hosts.has(m.to)) return;
     if ((this.cutLinks.get(link) ?? 0) > 0) return;
     const rng = this.linkRng.get(link)!;
@@ -571,6 +613,18 @@ export class Simulation {
   private startFault(planned: Fault): void {
     if (this.healed) return;
     const f = this.resolveLeader(planned);
+    if (this.mode === 'leaseAttack' && f.kind === 'oneWay' && this.attack === null) {
+      this.attack = {
+        leader: f.from,
+        attacker: f.to,
+        victim: this.ids.find((id) => id !== f.from && id !== f.to)!,
+      };
+      // Cut both ways, so that the leader does not learn the attacker's new term and step down.
+      this.sched.schedule(this.sched.nowMs, {
+        k: 'faultStart',
+        fault: { kind: 'oneWay', atMs: this.sched.nowMs, durationMs: f.durationMs, from: f.to, to: f.from },
+      });
+    }
     this.trace('fault', '', hashString(f.kind), () => `fault ${describeFault(f)}`);
     switch (f.kind) {
       case 'partition':
@@ -612,11 +666,14 @@ export class Simulation {
         leader = h.id;
       }
     }
-    if (f.kind === 'pause' || f.kind === 'crash') return f.node === LEADER ? { ...f, node: leader } : f;
+    const followers = this.ids.filter((id) => id !== leader);
+    const resolve = (id: NodeId) =>
+      id === LEADER ? leader : id === FOLLOWER_A ? followers[0]! : id === FOLLOWER_B ? followers[1]! : id;
+    if (f.kind === 'pause' || f.kind === 'crash') return { ...f, node: resolve(f.node) };
     if (f.kind === 'oneWay' || f.kind === 'clog') {
-      if (f.from !== LEADER) return f;
-      const to = f.to === leader ? this.ids.find((id) => id !== leader)! : f.to;
-      return { ...f, from: leader, to };
+      const from = resolve(f.from);
+      const to = resolve(f.to) === from ? followers[0]! : resolve(f.to);
+      return { ...f, from, to };
     }
     return f;
   }
@@ -651,6 +708,10 @@ export class Simulation {
   // ---- workload ----
 
   private propose(): void {
+    if (this.mode === 'leaseAttack' && !this.healed) {
+      this.sched.schedule(HEAL_AT_MS, { k: 'propose' });
+      return;
+    }
     this.sched.schedule(
       this.sched.nowMs + this.workloadRng.between(20, this.workloadRng.chance(0.2) ? 1500 : 300),
       {
@@ -726,7 +787,6 @@ export class Simulation {
         invariantFailure(`commit regressed on ${h.id}: ${h.lastCommit} -> ${st.commit}`);
       h.lastTerm = st.term;
       h.lastCommit = Math.max(h.lastCommit, st.commit);
-      this.inv.recordVote(h.id, st.term, st.vote);
       // The full lease, without the stop margin: the strictest reading of "one lease".
       const expires = h.raft.leaseExpiresAt();
       if (expires !== null && this.localNow(h) < expires) {
@@ -737,7 +797,7 @@ export class Simulation {
       }
     }
     const now = this.sched.nowMs;
-    if (this.mode === 'safety' && this.healed) {
+    if (this.mode !== 'failover' && this.healed) {
       if (this.leaseAfterHealAt === null && this.currentLeaseholder() !== null) this.leaseAfterHealAt = now;
       if (this.commitAfterHealAt === null && this.inv.committedCount() > this.commitsAtHeal)
         this.commitAfterHealAt = now;
@@ -749,7 +809,7 @@ export class Simulation {
   }
 
   private checkEnd(): void {
-    if (this.mode === 'safety') {
+    if (this.mode !== 'failover') {
       if (this.leaseAfterHealAt === null || this.commitAfterHealAt === null) {
         invariantFailure(
           `liveness: within ${LIVENESS_BOUND_MS}ms of healing, ` +
