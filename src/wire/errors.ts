@@ -6,13 +6,21 @@ import { SqlState } from './sqlstate.ts';
  * exception out of the codec is a bug.
  */
 export class ProtocolError extends Error {
-  override readonly name = 'ProtocolError';
   /** SQLSTATE for the ErrorResponse: 08P01 unless the violation is about authentication. */
   readonly code: string;
 
   constructor(message: string, code: string = SqlState.ProtocolViolation) {
+    // Bad input from the network is routine, not a bug: capturing a stack for each would make
+    // garbage cheap to send and expensive to refuse.
+    const stackTraceLimit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message);
+    Error.stackTraceLimit = stackTraceLimit;
     this.code = code;
+  }
+
+  override get name(): string {
+    return 'ProtocolError';
   }
 }
 
