@@ -582,6 +582,10 @@ export class RaftNode {
       else this.becomeLeader();
     } else if (outcome === 'lost') {
       this.becomeFollower(this.term, NONE);
+      // A split or lost vote: nobody leads, so no lease is at stake and the retry
+      // can come sooner, keeping failover within budget after a split vote.
+      const half = Math.ceil(this.config.electionTicks / 2);
+      this.randomizedElectionTimeout = half + this.rng.intBelow(half);
     }
   }
 
