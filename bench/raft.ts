@@ -20,7 +20,7 @@ const { values } = parseArgs({
 const runs = Number(values.runs);
 const commits = Number(values.commits);
 const seeds = Number(values.seeds);
-const timeoutMs = 30_000;
+const timeoutMs = 60_000;
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -91,6 +91,7 @@ async function electionRun(cluster: ProcessCluster): Promise<{ electedMs: number
 }
 
 async function main(): Promise<void> {
+  const loadAtStart = os.loadavg()[0];
   console.log(`simulator: ${seeds} seeds...`);
   const sim = simulator();
   console.log(sim);
@@ -123,6 +124,8 @@ async function main(): Promise<void> {
       at: new Date().toISOString(),
       node: process.version,
       cpus: os.cpus().length,
+      // The machine is shared; latency and election figures mean little without this.
+      loadAverage1m: { atStart: loadAtStart, atEnd: os.loadavg()[0] },
       timing: DEFAULT_TIMING,
       simulator: sim,
       commitLatency: {
