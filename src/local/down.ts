@@ -1,7 +1,7 @@
 // `pgward down`: stops every process `up` started. Sidecars get SIGTERM and stop
 // their PostgreSQL themselves; past the bound they are killed and any postmaster
 // left is stopped by pid (fast, then immediate, then SIGKILL). Verified by pid.
-import { queryOnce, readPostmasterPid } from '../postgres/instance.ts';
+import { isPostmasterOf, queryOnce, readPostmasterPid } from '../postgres/instance.ts';
 import { type LocalCluster, readState, writeState } from './layout.ts';
 import { isSidecarOf, sendSignal, waitAllExit } from './processes.ts';
 
@@ -65,20 +65,28 @@ export async function downLocalCluster(
     if (postmaster !== null) postmasters.push(postmaster);
   }
   for (const wave of waves) {
-    const pids = wave
-      .map((node) => state.sidecars[node.name])
-      .filter((pid, i): pid is number => pid !== undefined && isSidecarOf(pid, wave[i]!));
+    const owned = wave.filter((node) => isSidecarOf(state.sidecars[node.name], node));
+    const pids = owned.map((node) => state.sidecars[node.name]!);
+    const alive = (pid: number) => isSidecarOf(pid, owned[pids.indexOf(pid)]!);
     sidecars.push(...pids);
     for (const pid of pids) sendSignal(pid, 'SIGTERM');
-    const stubborn = await waitAllExit(pids, timeoutMs);
+    const stubborn = await waitAllExit(pids, timeoutMs, alive);
     for (const pid of stubborn) {
       log(`sidecar ${pid} did not stop within ${timeoutMs} ms; killing it`);
       sendSignal(pid, 'SIGKILL');
     }
-    await waitAllExit(stubborn, 5000);
+    await waitAllExit(stubborn, 5000, alive);
   }
-  // Sidecars stop their PostgreSQL; these are left only when a sidecar was gone or killed.
-  let left = await waitAllExit(postmasters, 5000);
+  // Sidecars stop their PostgreSQL; one is left only when its sidecar was gone or killed.
+  // Pids are re-read and re-checked against their data dir: a dead postmaster's pid may
+  // already belong to another process.
+  const postmasterOf = new Map<number, string>();
+  for (const node of cluster.nodes) {
+    const pid = readPostmasterPid(node.pgDataDir);
+    if (pid !== null) postmasterOf.set(pid, node.pgDataDir);
+  }
+  const isOurPostmaster = (pid: number) => isPostmasterOf(pid, postmasterOf.get(pid)!);
+  let left = await waitAllExit([...postmasterOf.keys()], 5000, isOurPostmaster);
   for (const [signal, boundMs] of [
     ['SIGINT', 30_000],
     ['SIGQUIT', 5000],
@@ -86,7 +94,7 @@ export async function downLocalCluster(
   ] as const) {
     if (left.length === 0) break;
     for (const pid of left) sendSignal(pid, signal);
-    left = await waitAllExit(left, boundMs);
+    left = await waitAllExit(left, boundMs, isOurPostmaster);
   }
   if (left.length > 0) throw new Error(`postmasters ${left.join(', ')} survived SIGKILL`);
   writeState(cluster.dir, { sidecars: {} });

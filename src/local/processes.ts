@@ -44,15 +44,22 @@ export function sendSignal(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-/** Waits until none of `pids` is alive or the bound passes; returns those still alive. */
-export async function waitAllExit(pids: number[], timeoutMs: number): Promise<number[]> {
+/**
+ * Waits until none of `pids` is `alive` or the bound passes; returns those still alive.
+ * `alive` should check identity too (cmdline), since a pid is reused once it exits.
+ */
+export async function waitAllExit(
+  pids: number[],
+  timeoutMs: number,
+  alive: (pid: number) => boolean = isAlive,
+): Promise<number[]> {
   const deadline = Date.now() + timeoutMs;
-  let alive = pids.filter(isAlive);
-  while (alive.length > 0 && Date.now() < deadline) {
+  let running = pids.filter(alive);
+  while (running.length > 0 && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 100));
-    alive = alive.filter(isAlive);
+    running = running.filter(alive);
   }
-  return alive;
+  return running;
 }
 
 /** The last lines of a node's sidecar log, for error messages. */

@@ -412,7 +412,7 @@ export class PostgresInstance extends EventEmitter<InstanceEvents> {
     this.stopWatching(this.watchedPid ?? pid);
     this.watchedPid = pid;
     this.watchTimer = setInterval(() => {
-      if (isAlive(pid)) return;
+      if (isPostmasterOf(pid, this.dataDir)) return;
       this.stopWatching(pid);
       this.emit('exit', { pid, code: null, signal: null });
     }, EXIT_POLL_MS * 4);
@@ -483,7 +483,28 @@ export function readPostmasterPid(dataDir: string): number | null {
     return null;
   }
   const pid = Number(text.split('\n')[0]);
-  return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : null;
+  return Number.isInteger(pid) && pid > 0 && isPostmasterOf(pid, dataDir) ? pid : null;
+}
+
+/**
+ * True when `pid` is alive and is the postmaster of `dataDir`. A postmaster killed with
+ * SIGKILL leaves its postmaster.pid behind, and on a busy machine its pid is soon reused
+ * by another process: trusting the file alone would signal a stranger.
+ */
+export function isPostmasterOf(pid: number, dataDir: string): boolean {
+  if (!isAlive(pid)) return false;
+  let argv: string[];
+  try {
+    argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch (error) {
+    // Without /proc (not Linux) liveness is all we can check; a vanished pid is not alive.
+    return (error as NodeJS.ErrnoException).code !== 'ENOENT' || !existsSync('/proc/self');
+  }
+  const wanted = path.resolve(dataDir);
+  return (
+    path.basename(argv[0] ?? '') === 'postgres' &&
+    argv.some((arg) => arg !== '' && path.resolve(arg) === wanted)
+  );
 }
 
 export function isAlive(pid: number): boolean {

@@ -12,7 +12,8 @@
 // merged into every node's generated config.yaml before the first start, e.g.
 // `{ postgres: { probeIntervalMs: 50 } }`), `timeoutMs` (bound on `up`, default 180 s).
 // `down()` stops every process but keeps the data; `up()` starts it again with the
-// same ports; `stop()` is `down()` + removing the dir and is safe to call twice.
+// same ports; `stop()` is `down()` + removing the dir and is safe to call twice; the
+// nodes' logs are kept in test-artifacts/clusters/<cluster name>/.
 // Node fields: name, proxyUrl, pgUrl, pgPort, proxyPort, readOnlyPort, apiUrl,
 // apiPort, raftPort, configFile, dataDir (PostgreSQL's), nodeDir, logFile (sidecar),
 // postmasterPid(), sidecarPid(). `sql(node, text, params)` runs one statement on that
@@ -20,7 +21,7 @@
 // --json` computed in-process; `client(node)` returns a
 // connected pg.Client you end yourself. `pgward(...args)` runs the CLI on this dir.
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -109,6 +110,19 @@ function tailOf(file: string, lines = 15): string {
     return readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n');
   } catch {
     return '(no log)';
+  }
+}
+
+/** Logs outlive the temp dir: copied to test-artifacts/clusters/<name>/ (git-ignored) for post-mortems. */
+function keepLogs(local: LocalCluster): void {
+  const target = path.join(REPO_ROOT, 'test-artifacts', 'clusters', local.name);
+  for (const node of local.nodes) {
+    for (const file of ['sidecar.log', 'postgres.log']) {
+      const from = path.join(node.dir, file);
+      if (!existsSync(from)) continue;
+      mkdirSync(target, { recursive: true });
+      copyFileSync(from, path.join(target, `${node.name}-${file}`));
+    }
   }
 }
 
@@ -207,6 +221,7 @@ export async function startLocalCluster(options: StartClusterOptions = {}): Prom
       try {
         await cluster.down();
       } finally {
+        keepLogs(local);
         removeTempDir(dir);
       }
     },
