@@ -273,8 +273,11 @@ export class PostgresInstance extends EventEmitter<InstanceEvents> {
   async start(timeoutMs = 120_000): Promise<number> {
     const running = this.postmasterPid();
     if (running !== null) {
-      this.options.logger.info('adopting running postmaster', { pid: running });
-      this.watch(running);
+      // Our own child already reports its exit; only a postmaster we did not spawn needs watching.
+      if (this.child?.pid !== running) {
+        this.options.logger.info('adopting running postmaster', { pid: running });
+        this.watch(running);
+      }
       await this.waitReady(running, timeoutMs);
       return running;
     }
