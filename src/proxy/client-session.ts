@@ -589,6 +589,7 @@ export class ClientSession implements SessionInfo, BackendSink {
   private async attachBackend(bytes: number): Promise<BackendConnection> {
     const deadlineMs = Date.now() + this.host.config.holdTimeoutMs;
     this.holdAbort = new AbortController();
+    let reportedUnreachable = false;
     try {
       for (;;) {
         let route: Route | null = this.host.route(this.port);
@@ -607,14 +608,13 @@ export class ClientSession implements SessionInfo, BackendSink {
           );
         } catch (error) {
           if (error instanceof BackendLoginError || error instanceof PoolExhaustedError) throw error;
-          this.logger.info('backend unreachable; holding the request', { error: (error as Error).message });
-          await this.host.holds.hold(
-            bytes,
-            deadlineMs,
-            this.holdAbort.signal,
-            waitedOnce(),
-            RECONNECT_RETRY_MS,
-          );
+          if (!reportedUnreachable) {
+            this.logger.info('backend unreachable; holding the request', { error: (error as Error).message });
+            reportedUnreachable = true;
+          }
+          const retryAtMs = Date.now() + RECONNECT_RETRY_MS;
+          const retryDue = () => Date.now() >= retryAtMs;
+          await this.host.holds.hold(bytes, deadlineMs, this.holdAbort.signal, retryDue, RECONNECT_RETRY_MS);
           continue;
         }
         if (this.phase === 'closed') {
@@ -1068,15 +1068,6 @@ function describeAcquireFailure(error: unknown): [string, string] {
   if (error instanceof PoolExhaustedError) return [SqlState.TooManyConnections, error.message];
   if (error instanceof BackendLoginError) return [error.fields.code, error.fields.message];
   return [SqlState.ConnectionFailure, `could not reach PostgreSQL: ${(error as Error).message}`];
-}
-
-function waitedOnce(): () => boolean {
-  let first = true;
-  return () => {
-    if (!first) return true;
-    first = false;
-    return false;
-  };
 }
 
 function sameBytes(a: Buffer | undefined, b: Buffer): boolean {
