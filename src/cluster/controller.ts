@@ -66,6 +66,9 @@ const PROMOTE_POLL_MS = 10;
 const STATE_FILE = 'failover-state.json';
 const HEALTH_REPORT_EVERY_MS = 1000;
 const DURABILITY_REPORT_MIN_MS = 1000;
+const MAX_LSN = 0xffff_ffff_ffff_ffffn;
+/** A primary whose PostgreSQL died restarts it in place only when no backup qualified for this long. */
+const RESTART_IN_PLACE_AFTER_MS = 3000;
 const ADMIN_WAIT_POLL_MS = 50;
 
 interface PeerHealth {
@@ -114,6 +117,8 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
   private lastRole: NodeRole = 'unknown';
   private leaderLostAtMs: number | null = null;
   private lastDurability: string | null = null;
+  private maxVoteFitness = 0n;
+  private pgFailedAtMs: number | null = null;
   private lastDurabilityAtMs = Number.NEGATIVE_INFINITY;
   private switchoverRunning = false;
   /** A switchover intent was applied and no promotion since: the next one is planned. */
@@ -162,7 +167,7 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
       },
       clock: this.clock,
     });
-    this.topology = new RaftTopology(() => this.knowledge());
+    this.topology = new RaftTopology(() => this.knowledge(), this.clock);
     this.metrics = new ClusterMetrics(
       {
         term: () => this.currentTerm(),
@@ -375,8 +380,7 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
     }
     const gate = this.gate();
     if (gate.open) this.leaseLastValidAtMs = now;
-    const fitness = this.pgHealthy() ? fitnessOf(this.parts.probe.last()) : null;
-    this.driver.setFitness(fitness ?? 0n);
+    this.driver.setFitness(this.voteFitness());
     this.driver.setCampaignAllowed(this.campaignAllowed());
   }
 
@@ -397,8 +401,14 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
     const promoted = state.promotedTerm === term && state.primary === this.self;
     supervisor.setAutoRestart(false);
     const pgFailed = (!this.pgHealthy() && this.parts.probe.last() !== null) || !instance.isRunning();
+    if (!pgFailed) this.pgFailedAtMs = null;
     if (pgFailed) {
-      const target = this.bestTarget();
+      const now = this.clock();
+      this.pgFailedAtMs ??= now;
+      // Pick the target from health read after the failure: the backups' LSNs have
+      // stopped moving by then, so the most advanced one is really the most advanced.
+      this.lastHealthPollMs = 0;
+      const target = this.bestTarget(this.pgFailedAtMs + 2 * this.parts.config.postgres.probeIntervalMs);
       if (target !== null) {
         this.log.warn('postgres failed on the primary: handing leadership over', {
           event: 'step-down',
@@ -410,6 +420,8 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
         return;
       }
       if (
+        // Only once fresh health reports had time to arrive and named no backup.
+        now - this.pgFailedAtMs > RESTART_IN_PLACE_AFTER_MS &&
         !instance.isRunning() &&
         !instance.isStandby() &&
         (state.primary === this.self || state.primary === null)
@@ -711,6 +723,7 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
         lsn: formatLsn(c.lsn),
       });
       this.persistPrimary(c.node, c.term);
+      this.maxVoteFitness = 0n;
       if (this.leaderLostAtMs !== null) {
         this.metrics.failovers.inc({ kind });
         this.metrics.failoverDuration.observe({ kind }, (this.clock() - this.leaderLostAtMs) / 1000);
@@ -792,13 +805,21 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
     const status = this.driverStatus();
     const now = this.clock();
     const isLeader = status?.role === 'leader';
+    const gate = this.gate();
+    const heard = this.driver.lastLeaderContactMs();
+    const leaderHeardRecently = !isLeader && status?.leader !== '' && this.driverLeaderContact(now);
     return {
       state: this.store.state,
       currentTerm: status?.term ?? 0,
       self: this.self,
       isLeader,
-      leaseGateOpen: this.gate().open,
-      leaderHeardRecently: !isLeader && status?.leader !== '' && this.driverLeaderContact(now),
+      leaseGateOpen: gate.open,
+      leaderHeardRecently,
+      viewValidUntilMs: gate.open
+        ? gate.closesAtMs
+        : leaderHeardRecently && heard !== null
+          ? heard + this.parts.config.raft.leaseMs
+          : now + this.settings.loopMs,
     };
   }
 
@@ -845,6 +866,31 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
     });
   }
 
+  /**
+   * What this voter protects with the vote restriction: every commit it may hold
+   * that was acknowledged. A backup: what it received. A primary: the furthest
+   * flush a backup confirmed (the bound of acknowledged commits; its own unconfirmed
+   * tail was never acknowledged). Sticky through a PostgreSQL crash, so the dead
+   * primary's sidecar does not hand the election to a lagging backup; reset when a
+   * new promotion starts a new history.
+   */
+  private voteFitness(): bigint {
+    // A primary whose PostgreSQL died cannot know what it acknowledged last: it
+    // votes for nobody, and the backups decide among themselves by their LSNs.
+    if (!this.parts.instance.isStandby() && !this.pgHealthy()) return MAX_LSN;
+    const probe = this.parts.probe.last();
+    let current: bigint | null = null;
+    if (probe?.role === 'primary') {
+      for (const row of probe.replication) {
+        if (row.flushLsn !== null && (current === null || row.flushLsn > current)) current = row.flushLsn;
+      }
+    } else {
+      current = fitnessOf(probe);
+    }
+    if (current !== null && current > this.maxVoteFitness) this.maxVoteFitness = current;
+    return this.maxVoteFitness;
+  }
+
   private pgHealthy(): boolean {
     return !this.pgCrashed && this.parts.probe.healthy();
   }
@@ -869,11 +915,13 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
     return decision.blocked ? 'blocked' : decision.mode;
   }
 
-  private bestTarget(): string | null {
+  /** The most advanced healthy backup by health read after `freshSinceMs` (default: recently). */
+  private bestTarget(freshSinceMs?: number): string | null {
     const now = this.clock();
+    const since = freshSinceMs ?? now - this.settings.healthPollMs * 5;
     const candidates: BackupCandidate[] = this.databaseMembers().map((m) => {
       const peer = this.peers.get(m.name);
-      const fresh = peer !== undefined && now - peer.atMs < this.settings.healthPollMs * 5;
+      const fresh = peer !== undefined && peer.atMs >= since;
       return {
         name: m.name,
         kind: m.kind,

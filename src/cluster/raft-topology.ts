@@ -17,14 +17,21 @@ export interface LocalKnowledge {
   leaseGateOpen: boolean;
   /** A follower heard from the current leader within the lease. */
   leaderHeardRecently: boolean;
+  /** Local monotonic ms after which this knowledge may be stale (the lease or the leader contact runs out). */
+  viewValidUntilMs: number;
 }
 
 export class RaftTopology implements TopologySource {
   private key = '';
   private readonly listeners = new Set<(view: ClusterView) => void>();
 
-  /** `knowledge` is read on every question: the lease can run out between two refreshes. */
-  constructor(private readonly knowledge: () => LocalKnowledge) {}
+  private cached: ClusterView | null = null;
+  private cachedUntilMs = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    private readonly knowledge: () => LocalKnowledge,
+    private readonly clock: () => number,
+  ) {}
 
   static compute(k: LocalKnowledge): ClusterView {
     const primaryIsSelf = k.state.primary === k.self;
@@ -32,8 +39,20 @@ export class RaftTopology implements TopologySource {
     return clusterViewOf(k.state, { currentTerm: k.currentTerm, primaryRoutable: routable });
   }
 
+  /**
+   * The view as of the last refresh, recomputed when a lease it relied on has run
+   * out since: the proxy asks per transaction and must never route on an expired
+   * lease, while recomputing every time would cost the event loop.
+   */
   current(): ClusterView {
-    return RaftTopology.compute(this.knowledge());
+    if (this.cached === null || this.clock() >= this.cachedUntilMs) this.recompute();
+    return this.cached!;
+  }
+
+  private recompute(): void {
+    const knowledge = this.knowledge();
+    this.cached = RaftTopology.compute(knowledge);
+    this.cachedUntilMs = knowledge.viewValidUntilMs;
   }
 
   subscribe(listener: (view: ClusterView) => void): () => void {
@@ -43,7 +62,8 @@ export class RaftTopology implements TopologySource {
 
   /** Recomputes the view; listeners hear of it only when something changed. */
   refresh(): ClusterView {
-    const view = this.current();
+    this.recompute();
+    const view = this.cached!;
     const key = viewKey(view);
     if (key === this.key) return view;
     this.key = key;

@@ -98,3 +98,62 @@ export async function keepLogsOnFailure(cluster: TestCluster, body: () => Promis
     throw error;
   }
 }
+
+/**
+ * A write load through the proxies: one INSERT per attempt on a fresh connection
+ * to the first proxy in `targets()` that answers; records what was acknowledged
+ * and every error, with timestamps, until stopped.
+ */
+export class Writer {
+  readonly acked: number[] = [];
+  readonly errors: Array<{ atMs: number; message: string }> = [];
+  private next = 1;
+  private running = true;
+  private loop: Promise<void>;
+
+  constructor(
+    private readonly cluster: TestCluster,
+    private readonly targets: () => TestNode[],
+    private readonly table: string,
+  ) {
+    this.loop = this.run();
+  }
+
+  /** Acknowledged ids so far. */
+  get count(): number {
+    return this.acked.length;
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+  }
+
+  /** Waits until `more` further writes are acknowledged. */
+  async progress(more: number, timeoutMs = 60_000): Promise<void> {
+    const goal = this.acked.length + more;
+    await waitFor(() => this.acked.length >= goal, { timeoutMs, what: `${more} more acknowledged writes` });
+  }
+
+  private async run(): Promise<void> {
+    const pg = (await import('pg')).default;
+    let turn = 0;
+    while (this.running) {
+      const nodes = this.targets();
+      const node = nodes[turn++ % nodes.length]!;
+      const id = this.next++;
+      const client = new pg.Client({ connectionString: node.proxyUrl, connectionTimeoutMillis: 15_000 });
+      client.on('error', () => {});
+      try {
+        await client.connect();
+        await client.query(`INSERT INTO ${this.table} (id) VALUES ($1)`, [id]);
+        this.acked.push(id);
+      } catch (error) {
+        this.errors.push({ atMs: performance.now(), message: `${node.name}: ${(error as Error).message}` });
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      } finally {
+        await client.end().catch(() => {});
+      }
+    }
+  }
+}
