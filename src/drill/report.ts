@@ -156,9 +156,11 @@ export function timelineSvg(events: readonly HistoryEvent[]): string {
 
 export function renderReport(input: ReportInput): string {
   const { result } = input;
-  const verdict = result.ok
-    ? '<p class="pass">PASS: no acknowledged write lost, none applied twice, one primary at a time.</p>'
-    : `<p class="fail">FAIL: ${result.violations.length + result.unlistedViolations} violation(s).</p>`;
+  const verdict = !result.verified
+    ? '<p class="fail">NOT VERIFIED: the final rows could not be read.</p>'
+    : result.ok
+      ? '<p class="pass">PASS: no acknowledged write lost, none applied twice, one primary at a time.</p>'
+      : `<p class="fail">FAIL: ${result.violations.length + result.unlistedViolations} violation(s).</p>`;
   const rows = (cells: Array<Array<string | number>>) =>
     cells.map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(String(c))}</td>`).join('')}</tr>`).join('\n');
   const rounds = rows(

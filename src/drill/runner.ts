@@ -2,6 +2,7 @@
 // the scenario's fault, wait for recovery, heal; finally read what the primary
 // holds and let the checker decide.
 import { randomBytes } from 'node:crypto';
+import { UserError } from '../errors.ts';
 import { type CheckResult, checkHistory } from './checker.ts';
 import { type HistoryEvent, HistoryRecorder } from './history.ts';
 import type { Scenario, ScenarioContext } from './scenarios/types.ts';
@@ -47,8 +48,15 @@ export async function runDrill(options: DrillOptions): Promise<DrillOutcome> {
   const startedAt = new Date();
   const urls = target.nodeNames().map((n) => target.proxyUrl(n));
 
-  await waitWhole(target, wholeTimeoutMs, log);
-  await withRetry(() => createTable(urls[0]!, runId), wholeTimeoutMs);
+  try {
+    await waitWhole(target, wholeTimeoutMs, log);
+    await withRetry(() => createTable(urls[0]!, runId), wholeTimeoutMs);
+  } catch (error) {
+    throw new UserError(
+      `cannot start the drill: ${(error as Error).message}`,
+      'check `pgward status`; every node must be up (pgward up) before a drill',
+    );
+  }
   const workload = new Workload({ urls, clients: options.clients, kind: options.workload, runId, recorder });
   workload.start();
   let aborted: string | null = null;
@@ -89,7 +97,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillOutcome> {
     await workload.stop();
   }
   if (aborted === null) await waitWhole(target, wholeTimeoutMs, log).catch(() => undefined);
-  let stored: Awaited<ReturnType<typeof readStored>> = [];
+  let stored: Awaited<ReturnType<typeof readStored>> | null = null;
   try {
     stored = await withRetry(() => readStored(urls[0]!, runId), wholeTimeoutMs);
     if (!options.keepTable) await dropTable(urls[0]!, runId).catch(() => undefined);

@@ -213,3 +213,11 @@ test('violations beyond the listing cap are counted, and still fail the check', 
   assert.equal(result.ok, false);
   assert.match(formatCheckResult(result), /FAIL: 10 violation\(s\)[\s\S]*and 7 more/);
 });
+
+test('without the final rows nothing is claimed lost, and the result says it was not verified', () => {
+  const result = checkHistory(history([['a', 0, 'ok', 5, 1]]), null);
+  assert.equal(result.verified, false);
+  assert.equal(result.ok, false);
+  assert.deepEqual(result.violations, []);
+  assert.match(formatCheckResult(result), /NOT VERIFIED/);
+});

@@ -25,12 +25,13 @@ function killNode(ctx: ScenarioContext, node: string, expectsNewTerm: boolean, n
   const postgres = ctx.target.postmasterPids(node);
   if (sidecar === null) throw new Error(`${node} has no running sidecar to kill`);
   // Sidecar first: a sidecar left alive would notice its PostgreSQL dying and hand over cleanly.
+  // Then every PostgreSQL process, backends included, as when the machine dies.
   ctx.target.signal([sidecar], 'SIGKILL');
-  ctx.target.signal(postgres.slice(0, 1), 'SIGKILL');
+  ctx.target.signal(postgres, 'SIGKILL');
   ctx.fault(
     name,
     expectsNewTerm,
-    `kill -9 sidecar ${sidecar} and postmaster ${postgres[0] ?? '-'} of ${node}`,
+    `kill -9 sidecar ${sidecar} and ${postgres.length} PostgreSQL processes of ${node}`,
   );
   return { heal: () => ctx.target.restartMissing(RESTART_TIMEOUT_MS) };
 }
