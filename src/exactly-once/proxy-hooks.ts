@@ -39,7 +39,13 @@ import { classify, classifyStatement, type StatementClass } from './classify.ts'
 import type { ExactlyOnceConfig } from './config.ts';
 import { failpoint, failpointsActive } from './failpoints.ts';
 import { fingerprint } from './fingerprint.ts';
-import { extractCommentKey, recognizeSetConfigKey, stripKeyComment } from './key.ts';
+import {
+  type CommentKey,
+  extractCommentKey,
+  recognizeSetConfigKey,
+  type SetConfigKey,
+  stripKeyComment,
+} from './key.ts';
 import { installLedger, type SqlClient } from './ledger.ts';
 import { statements, tokenize } from './lexer.ts';
 import { type Facts, type Fence, type InFlight, resolve, type Verdict, type XactStatus } from './outcome.ts';
@@ -115,6 +121,13 @@ interface StoredRow {
 const MAX_KEYED_ATTEMPTS = 3;
 const TERMINATE_WAIT_MS = 5000;
 const TERMINATE_POLL_MS = 50;
+// Cheap prefilters: the lexer runs only on text that can matter, so the common
+// statement inside a transaction costs a few regex scans, not several tokenizations.
+const MAY_PIN = /temp|advisory|listen|hold|discard|close/i;
+const MAY_HAVE_KEY = /pgward_key/;
+const MAY_SET_KEY = /pgward\.idempotency_key/i;
+/** COMMIT/END anywhere (leading comments, multi-statement text): classify decides. */
+const MAY_COMMIT = /\b(commit|end)\b/i;
 /** SQLSTATEs that mean the ledger is not installed in this database. */
 const LEDGER_MISSING = new Set(['3F000', '42883', '42P01']);
 
@@ -176,8 +189,8 @@ export class ExactlyOnceHooks implements ProxyHooks {
     message: HookMessage,
   ): Promise<boolean> {
     const status = ctx.session.transactionStatus;
-    track.pinned = applySessionEffects(track.pinned, sql);
-    const comment = extractCommentKey(sql);
+    if (MAY_PIN.test(sql)) track.pinned = applySessionEffects(track.pinned, sql);
+    const comment: CommentKey = MAY_HAVE_KEY.test(sql) ? extractCommentKey(sql) : { kind: 'none' };
     if (comment.kind === 'invalid') return this.reject(ctx, invalidKeyError(comment.reason));
     if (comment.kind === 'key') {
       if (status !== 'I') {
@@ -196,9 +209,10 @@ export class ExactlyOnceHooks implements ProxyHooks {
       return this.runWrapped(ctx, track, { protocol: 'simple', text, statementCount: 1, batch: [], keyed });
     }
     if (status === 'T') {
-      const setKey = recognizeSetConfigKey(sql);
+      const setKey: SetConfigKey = MAY_SET_KEY.test(sql) ? recognizeSetConfigKey(sql) : { kind: 'none' };
       if (setKey.kind === 'invalid') return this.reject(ctx, invalidKeyError(setKey.reason));
       if (setKey.kind === 'literal') return this.claimTransactionKey(ctx, track, [message.raw], setKey.key);
+      if (!MAY_COMMIT.test(sql)) return false;
       const kind = classify(sql);
       if (kind.kind === 'transaction' && kind.verb === 'commit' && this.fencesCommits(track)) {
         return this.fencedCommit(ctx, track, [message.raw]);
@@ -243,8 +257,13 @@ export class ExactlyOnceHooks implements ProxyHooks {
     const executions = this.readBatch(track, request.messages);
     if (request.endsWith !== 'sync' || request.streamedBefore || executions === null) return false;
     const status = ctx.session.transactionStatus;
-    for (const sql of executions.parsed) track.pinned = applySessionEffects(track.pinned, sql);
-    const keys = executions.parsed.map((sql) => extractCommentKey(sql)).filter((k) => k.kind !== 'none');
+    for (const sql of executions.parsed) {
+      if (MAY_PIN.test(sql)) track.pinned = applySessionEffects(track.pinned, sql);
+    }
+    const keys = executions.parsed
+      .filter((sql) => MAY_HAVE_KEY.test(sql))
+      .map((sql) => extractCommentKey(sql))
+      .filter((k) => k.kind !== 'none');
     const invalid = keys.find((k) => k.kind === 'invalid');
     if (invalid?.kind === 'invalid') return this.reject(ctx, invalidKeyError(invalid.reason));
     const key = keys[0];
@@ -278,6 +297,7 @@ export class ExactlyOnceHooks implements ProxyHooks {
     }
     if (status === 'T') {
       for (const run of executions.runs) {
+        if (!MAY_SET_KEY.test(run.sql)) continue;
         const setKey = recognizeSetConfigKey(run.sql);
         if (setKey.kind === 'invalid') return this.reject(ctx, invalidKeyError(setKey.reason));
         if (setKey.kind === 'param' || setKey.kind === 'literal') {
@@ -294,7 +314,7 @@ export class ExactlyOnceHooks implements ProxyHooks {
           );
         }
       }
-      const commits = executions.runs.some((r) => isCommit(classify(r.sql)));
+      const commits = executions.runs.some((r) => MAY_COMMIT.test(r.sql) && isCommit(classify(r.sql)));
       if (commits && this.fencesCommits(track)) {
         return this.fencedCommit(
           ctx,
