@@ -387,13 +387,14 @@ export class RaftNode {
     this.lead = NONE;
     this.votes.clear();
     this.electionElapsed = 0;
-    this.resetRandomizedElectionTimeout();
+    this.resetCampaignRetryTimeout();
     this.role = 'preCandidate';
   }
 
   private becomeCandidate(): void {
     if (this.role === 'leader') throw new Error('raft: a leader cannot become a candidate');
     this.reset(this.term + 1);
+    this.resetCampaignRetryTimeout();
     this.vote = this.id;
     this.role = 'candidate';
   }
@@ -582,10 +583,7 @@ export class RaftNode {
       else this.becomeLeader();
     } else if (outcome === 'lost') {
       this.becomeFollower(this.term, NONE);
-      // A split or lost vote: nobody leads, so no lease is at stake and the retry
-      // can come sooner, keeping failover within budget after a split vote.
-      const half = Math.ceil(this.config.electionTicks / 2);
-      this.randomizedElectionTimeout = half + this.rng.intBelow(half);
+      this.resetCampaignRetryTimeout();
     }
   }
 
@@ -773,6 +771,16 @@ export class RaftNode {
   /** Only a campaigning voter runs for leader; witnesses and learners never do. */
   private promotable(): boolean {
     return this.conf.voters.includes(this.id);
+  }
+
+  /**
+   * While campaigning (or right after losing) nobody is known to lead, so no lease
+   * is at stake: retry after [E/2, E) instead of [E, 2E), so a split vote after a
+   * leader crash still ends well within the failover budget.
+   */
+  private resetCampaignRetryTimeout(): void {
+    const half = Math.ceil(this.config.electionTicks / 2);
+    this.randomizedElectionTimeout = half + this.rng.intBelow(half);
   }
 
   private resetRandomizedElectionTimeout(): void {
