@@ -51,11 +51,14 @@ export const proxyVariants: Record<string, ProxyVariant> = {
       'exactly-once, tpcb-like with a unique idempotency key per transaction (set_config)',
     ),
     async prepare(postgres) {
-      writeFileSync(KEYED_TPCB_SCRIPT, KEYED_TPCB);
       const client = new pg.Client({ ...postgres, user: 'postgres', database: 'postgres' });
       await client.connect();
       try {
         await installLedger(client);
+        // A custom script's :scale is 1 unless given: spell out the real one, or every
+        // client would hammer branch 1 and the comparison would measure lock contention.
+        const branches = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM pgbench_branches');
+        writeFileSync(KEYED_TPCB_SCRIPT, KEYED_TPCB.replaceAll(':scale', String(branches.rows[0]?.n ?? 1)));
       } finally {
         await client.end();
       }
