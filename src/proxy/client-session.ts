@@ -9,26 +9,20 @@ import type { ClusterView } from '../cluster/view.ts';
 import type { Logger } from '../log.ts';
 import {
   AUTHENTICATION_OK,
-  BIND_COMPLETE,
   buildAuthenticationSASL,
   buildAuthenticationSASLContinue,
   buildAuthenticationSASLFinal,
   buildBackendKeyData,
-  buildCommandComplete,
   buildErrorResponse,
   buildFatalError,
   buildNegotiateProtocolVersion,
   buildParameterStatus,
   buildReadyForQuery,
-  CLOSE_COMPLETE,
-  NO_DATA,
-  PARSE_COMPLETE,
 } from '../wire/backend.ts';
 import { isProtocolError, ProtocolError } from '../wire/errors.ts';
 import { type Frame, FrameKind, frameBytes, type MessageFrame, MessageFramer } from '../wire/framer.ts';
 import {
   buildClose,
-  decodeParse,
   decodeQuery,
   decodeSASLInitialResponse,
   decodeSASLResponse,
@@ -49,6 +43,7 @@ import {
   parseStartupPacket,
   type StartupMessage,
 } from '../wire/startup.ts';
+import { type AbortedAnswer, AbortedTransaction, abortedByFailoverError } from './aborted-transaction.ts';
 import { newScramNonce } from './auth/scram.ts';
 import { ScramServer } from './auth/scram-server.ts';
 import { type BackendConnection, BackendLoginError, type BackendSink } from './backend.ts';
@@ -96,8 +91,6 @@ function errorMessage(code: string, message: string, detail?: string): Buffer {
   return buildErrorResponse(fields);
 }
 
-const ROLLBACK_STATEMENT = /^\s*(rollback|abort|commit|end)(\s+(work|transaction))?\s*;?\s*$/i;
-
 type Phase = 'startup' | 'auth' | 'login' | 'ready' | 'closed';
 
 export class ClientSession implements SessionInfo, BackendSink {
@@ -131,9 +124,7 @@ export class ClientSession implements SessionInfo, BackendSink {
   /** Named prepared statements of this client: name → its Parse message. */
   private readonly prepared = new Map<string, Buffer>();
   /** The proxy answers in place of a lost backend: a transaction aborted by failover. */
-  private abortedTransaction = false;
-  /** The 40001 of an idle-in-transaction session whose backend was lost is still to be told. */
-  private abortNotice = false;
+  private aborted: AbortedTransaction | null = null;
   /** Extended messages are dropped until Sync (after an error the proxy answered itself). */
   private discardUntilSync = false;
   private holdAbort: AbortController | null = null;
@@ -141,7 +132,7 @@ export class ClientSession implements SessionInfo, BackendSink {
   private scram: ScramServer | null = null;
   private readonly loginTimer: NodeJS.Timeout;
   private corked = false;
-  private readonly logger: Logger;
+  private childLogger: Logger | null = null;
 
   constructor(
     socket: Duplex,
@@ -152,13 +143,18 @@ export class ClientSession implements SessionInfo, BackendSink {
     const key = host.registerSession(this);
     this.clientId = key.processId;
     this.secretKey = key.secretKey;
-    this.logger = host.logger.child({ client: this.clientId });
     this.loginTimer = setTimeout(
       () =>
         this.fatal(SqlState.ProtocolViolation, 'login timeout: the client did not complete startup in time'),
       host.config.loginTimeoutMs,
     );
     this.wire(socket);
+  }
+
+  /** Created on first use: most sessions never log, and 10k child loggers cost memory and time. */
+  private get logger(): Logger {
+    this.childLogger ??= this.host.logger.child({ client: this.clientId });
+    return this.childLogger;
   }
 
   private get hooks(): ProxyHooks {
@@ -420,7 +416,7 @@ export class ClientSession implements SessionInfo, BackendSink {
 
   private async streamStart(type: number, bytes: Buffer): Promise<void> {
     await this.flushBatchUnchecked();
-    if (this.abortedTransaction) {
+    if (this.aborted !== null) {
       this.streamingToBackend = false;
       return;
     }
@@ -434,8 +430,8 @@ export class ClientSession implements SessionInfo, BackendSink {
   private onQuery(frame: MessageFrame): Promise<void> | undefined {
     const sql = decodeQuery(frame);
     const request: ClientRequest = { kind: 'query', sql, message: toHookMessage(frame) };
-    if (this.abortedTransaction) {
-      this.answerInAbortedTransaction(sql);
+    if (this.aborted !== null) {
+      this.answerAborted(this.aborted.answerQuery(sql));
       return;
     }
     const change = parseSettingChange(sql);
@@ -451,8 +447,8 @@ export class ClientSession implements SessionInfo, BackendSink {
     this.batch = [];
     this.batchBytes = 0;
     if (endsWith === 'sync') this.batchStreamed = false;
-    if (this.abortedTransaction) {
-      this.answerBatchInAbortedTransaction(frames);
+    if (this.aborted !== null) {
+      this.answerAborted(this.aborted.answerBatch(frames));
       return;
     }
     const request: ClientRequest = {
@@ -471,7 +467,7 @@ export class ClientSession implements SessionInfo, BackendSink {
     this.batch = [];
     this.batchBytes = 0;
     this.batchStreamed = true;
-    if (this.abortedTransaction) return;
+    if (this.aborted !== null) return;
     return this.forwardDefault(frames, null);
   }
 
@@ -841,9 +837,7 @@ export class ClientSession implements SessionInfo, BackendSink {
         this.transactionStatus = verdict.transactionStatus;
         return;
       case 'abort': {
-        const abort = errorMessage(
-          SqlState.SerializationFailure,
-          'transaction aborted by failover; nothing was committed',
+        const abort = abortedByFailoverError(
           'The primary changed while the transaction was open. Retrying the whole transaction is safe.',
         );
         const status: TransactionStatus = wasInTransaction ? 'E' : 'I';
@@ -857,10 +851,7 @@ export class ClientSession implements SessionInfo, BackendSink {
           this.discardUntilSync = true;
         }
         this.uncork();
-        if (wasInTransaction) {
-          this.abortedTransaction = true;
-          this.abortNotice = owed === 0 && !batchOpen;
-        }
+        if (wasInTransaction) this.aborted = new AbortedTransaction(owed === 0 && !batchOpen);
         this.transactionStatus = status;
         return;
       }
@@ -872,62 +863,13 @@ export class ClientSession implements SessionInfo, BackendSink {
     this.send(buildReadyForQuery(STATUS_BYTE[this.transactionStatus]));
   }
 
-  /** In a transaction the failover aborted, the proxy plays PostgreSQL's part until ROLLBACK. */
-  private answerInAbortedTransaction(sql: string): void {
-    if (ROLLBACK_STATEMENT.test(sql) && !this.abortNotice) {
-      this.leaveAbortedTransaction();
-      this.send(Buffer.concat([buildCommandComplete('ROLLBACK'), buildReadyForQuery(WireStatus.Idle)]));
-      return;
+  /** In a transaction the failover aborted, the proxy answers until the client rolls back. */
+  private answerAborted(answer: AbortedAnswer): void {
+    if (answer.bytes.length > 0) this.send(answer.bytes);
+    if (answer.ended) {
+      this.aborted = null;
+      this.transactionStatus = 'I';
     }
-    this.send(Buffer.concat([this.abortedError(), buildReadyForQuery(WireStatus.Failed)]));
-  }
-
-  private answerBatchInAbortedTransaction(frames: MessageFrame[]): void {
-    const parse = frames.find((f) => f.type === FrontendMessage.Parse);
-    const rollback =
-      parse !== undefined && ROLLBACK_STATEMENT.test(decodeParse(parse).sql) && !this.abortNotice;
-    const out: Buffer[] = [];
-    let failed = false;
-    for (const frame of frames) {
-      if (frame.type === FrontendMessage.Sync) {
-        if (rollback && !failed) this.leaveAbortedTransaction();
-        out.push(buildReadyForQuery(STATUS_BYTE[this.transactionStatus]));
-        failed = false;
-        continue;
-      }
-      if (failed || frame.type === FrontendMessage.Flush) continue;
-      if (!rollback) {
-        out.push(this.abortedError());
-        failed = true;
-        continue;
-      }
-      if (frame.type === FrontendMessage.Parse) out.push(PARSE_COMPLETE);
-      else if (frame.type === FrontendMessage.Bind) out.push(BIND_COMPLETE);
-      else if (frame.type === FrontendMessage.Describe) out.push(NO_DATA);
-      else if (frame.type === FrontendMessage.Close) out.push(CLOSE_COMPLETE);
-      else if (frame.type === FrontendMessage.Execute) out.push(buildCommandComplete('ROLLBACK'));
-    }
-    if (out.length > 0) this.send(Buffer.concat(out));
-  }
-
-  private abortedError(): Buffer {
-    if (this.abortNotice) {
-      this.abortNotice = false;
-      return errorMessage(
-        SqlState.SerializationFailure,
-        'transaction aborted by failover; nothing was committed',
-        'The primary changed while the transaction was open. Roll back, then retry the whole transaction.',
-      );
-    }
-    return errorMessage(
-      SqlState.InFailedSqlTransaction,
-      'current transaction is aborted (by failover), commands ignored until end of transaction block',
-    );
-  }
-
-  private leaveAbortedTransaction(): void {
-    this.abortedTransaction = false;
-    this.transactionStatus = 'I';
   }
 
   // ---- hooks plumbing ------------------------------------------------------------
