@@ -3,6 +3,7 @@
 // and the admin API. In this issue the primary is fixed by bootstrap.primary.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { mountDashboard } from '../api/dashboard.ts';
 import { clusterApiRouter } from '../api/routes/index.ts';
 import { ApiServer } from '../api/server.ts';
 import type { ClusterStatus, NodeStatus } from '../api/status.ts';
@@ -21,6 +22,7 @@ import { formatLsn, lagBytes } from '../postgres/lsn.ts';
 import { PostgresProbe, type ProbeResult } from '../postgres/probe.ts';
 import { accessProblem, ensureOwnedDir, postgresRunAs } from '../postgres/run-as.ts';
 import { ProxyServer } from '../proxy/server.ts';
+import { topologyPublisher } from '../topology/wiring.ts';
 import { PostgresSupervisor } from './postgres-supervisor.ts';
 import { SyncStandbyManager } from './sync-manager.ts';
 
@@ -197,6 +199,10 @@ export class Sidecar implements Service {
         }),
       );
     }
+    // The dashboard's timeline is fed by this sidecar's event log lines.
+    mountDashboard(this.api.router, this.logger, config.api.token);
+    const publisher = topologyPublisher(config, routing, this.logger);
+    if (publisher !== null) this.extensions.push(publisher);
   }
 
   get done(): Promise<void> {
