@@ -6,6 +6,8 @@ import express from 'express';
 import { DashboardTimeline, dashboardRouter } from '../../src/api/dashboard.ts';
 import { createLogger } from '../../src/log.ts';
 import { artifactPath, launchChromium, waitForText } from '../support/browser.ts';
+import { startLocalCluster } from '../support/cluster.ts';
+import { waitFor } from '../support/wait.ts';
 
 const TOKEN = 'dashboard-test-token';
 
@@ -143,4 +145,51 @@ test('dashboard timeline stays bounded', () => {
       ['f9', 42],
     ],
   );
+});
+
+test('dashboard on a live cluster: after kill -9 of the primary the page shows the new primary', {
+  timeout: 400_000,
+}, async (t) => {
+  const cluster = await startLocalCluster({ nodes: 3 });
+  t.after(() => cluster.stop());
+  const watcher = cluster.nodes[cluster.nodes.length - 1]!;
+  const clusterOf = async () => {
+    const res = await fetch(`${watcher.apiUrl}/cluster`, { signal: AbortSignal.timeout(2000) });
+    return (await res.json()) as { primary: string | null; term: number };
+  };
+  const before = await waitFor(
+    async () => {
+      const body = await clusterOf();
+      return body.primary !== null && body.primary !== watcher.name ? body : undefined;
+    },
+    { timeoutMs: 60_000, what: 'a primary other than the watching node' },
+  );
+  const primary = cluster.node(before.primary!);
+  const browser = await launchChromium(t);
+  const page = await browser.newPage();
+  await page.goto(`${watcher.apiUrl}/dashboard`);
+  await waitForText(page, '#primary', new RegExp(`^${primary.name}$`), 60_000);
+
+  const pid = primary.postmasterPid();
+  assert.ok(pid !== null, 'the primary has a postmaster');
+  process.kill(pid, 'SIGKILL');
+  const killedAt = performance.now();
+  // The page polls /cluster twice a second; time it from when the member's API names the new primary.
+  const next = await waitFor(
+    async () => {
+      const res = await fetch(`${watcher.apiUrl}/cluster`, { signal: AbortSignal.timeout(2000) });
+      const body = (await res.json()) as { primary: string | null; term: number };
+      return body.primary !== null && body.primary !== primary.name && body.term > before.term
+        ? body.primary
+        : undefined;
+    },
+    { timeoutMs: 120_000, intervalMs: 50, what: 'a new primary in /cluster' },
+  );
+  const apiAt = performance.now();
+  await waitForText(page, '#primary', new RegExp(`^${next}$`), 10_000);
+  t.diagnostic(
+    `failover seen by the API ${Math.round(apiAt - killedAt)} ms after the kill; on the page ${Math.round(performance.now() - apiAt)} ms later`,
+  );
+  await waitForText(page, '#timeline-list', /promotion|election|term/, 10_000);
+  await page.screenshot({ path: artifactPath('dashboard-failover.png'), fullPage: true });
 });
