@@ -119,6 +119,8 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
   private lastDurability: string | null = null;
   private maxVoteFitness = 0n;
   private pgFailedAtMs: number | null = null;
+  /** PostgreSQL was stopped by the self-fence (not crashed): see voteFitness. */
+  private selfFenced = false;
   private lastDurabilityAtMs = Number.NEGATIVE_INFINITY;
   private switchoverRunning = false;
   /** A switchover intent was applied and no promotion since: the next one is planned. */
@@ -200,6 +202,7 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
     });
     this.parts.probe.on('result', (result) => {
       this.pgCrashed = false;
+      this.selfFenced = false;
       if (result.walReceiverStatus === 'streaming') this.lastStreamingAtMs = this.clock();
     });
     this.driver.onChange((change) => this.onRaftChange(change));
@@ -580,6 +583,7 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
       graceMs: this.settings.fenceGraceMs,
     });
     this.metrics.fences.inc({ reason: 'self-fence' });
+    this.selfFenced = true;
     this.parts.supervisor.setAutoRestart(false);
     this.leaseLastValidAtMs = null;
     await this.parts.instance.stop('immediate');
@@ -877,7 +881,9 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
   private voteFitness(): bigint {
     // A primary whose PostgreSQL died cannot know what it acknowledged last: it
     // votes for nobody, and the backups decide among themselves by their LSNs.
-    if (!this.parts.instance.isStandby() && !this.pgHealthy()) return MAX_LSN;
+    // One we stopped ourselves (self-fence) stopped taking writes a grace period
+    // before: its last view of the backups' flush already bounds what it acknowledged.
+    if (!this.parts.instance.isStandby() && !this.pgHealthy() && !this.selfFenced) return MAX_LSN;
     const probe = this.parts.probe.last();
     let current: bigint | null = null;
     if (probe?.role === 'primary') {
