@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
 import type { Endpoint } from '../cluster/view.ts';
 import type { Logger } from '../log.ts';
 import {
+  buildParameterStatus,
   decodeAuthentication,
   decodeBackendKeyData,
   decodeErrorResponse,
@@ -143,6 +144,7 @@ export class BackendConnection {
   private login: ((frame: Frame) => void) | null = null;
   private drainWaiters: (() => void)[] = [];
   private readonly closeListeners: (() => void)[] = [];
+  private greeting: Buffer | null = null;
 
   private constructor(
     private readonly socket: Duplex,
@@ -229,6 +231,14 @@ export class BackendConnection {
         buildStartupMessage({ user: options.user, database: options.database, client_encoding: 'UTF8' }),
       );
     });
+  }
+
+  /** ParameterStatus messages for every reported parameter: what a new client is greeted with. */
+  parameterStatusMessages(): Buffer {
+    this.greeting ??= Buffer.concat(
+      [...this.parameters].map(([name, value]) => buildParameterStatus(name, value)),
+    );
+    return this.greeting;
   }
 
   /** Runs `listener` once when the connection closes (at once if it already has). */
@@ -388,6 +398,7 @@ export class BackendConnection {
     if (type === BackendMessage.ParameterStatus) {
       const { name, value } = decodeParameterStatus(frame);
       this.parameters.set(name, value);
+      this.greeting = null;
     } else if (type === BackendMessage.CommandComplete) {
       // Only COMMIT vs ROLLBACK matters (does a transaction block's SET last?); no full decode.
       this.lastCompletion =

@@ -16,8 +16,8 @@ import {
   buildErrorResponse,
   buildFatalError,
   buildNegotiateProtocolVersion,
-  buildParameterStatus,
   buildReadyForQuery,
+  READY_FOR_QUERY_IDLE,
 } from '../wire/backend.ts';
 import { isProtocolError, ProtocolError } from '../wire/errors.ts';
 import { type Frame, FrameKind, frameBytes, type MessageFrame, MessageFramer } from '../wire/framer.ts';
@@ -332,9 +332,9 @@ export class ClientSession implements SessionInfo, BackendSink {
     if ((this.phase as Phase) === 'closed') return;
     clearTimeout(this.loginTimer);
     this.cork();
-    for (const [name, value] of backend.parameters) this.socket.write(buildParameterStatus(name, value));
+    this.socket.write(backend.parameterStatusMessages());
     this.socket.write(buildBackendKeyData(this.clientId, this.secretKey));
-    this.socket.write(buildReadyForQuery(WireStatus.Idle));
+    this.socket.write(READY_FOR_QUERY_IDLE);
     this.uncork();
     this.phase = 'ready';
     this.host.counters.loginsTotal += 1;

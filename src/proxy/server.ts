@@ -63,6 +63,8 @@ export class ProxyServer implements Service, SessionHost {
   private nextProcessId = randomInt(1, 1 << 20);
   private routeTurn = 0;
   private stopping = false;
+  private secrets = Buffer.alloc(0);
+  private secretOffset = 0;
 
   constructor(options: ProxyServerOptions) {
     this.proxyConfig = options.config;
@@ -174,7 +176,18 @@ export class ProxyServer implements Service, SessionHost {
     while (this.sessions.has(processId)) processId = (processId % 0x7fffffff) + 1;
     this.nextProcessId = (processId % 0x7fffffff) + 1;
     this.sessions.set(processId, session);
-    return { processId, secretKey: randomBytes(4).readInt32BE(0) };
+    return { processId, secretKey: this.nextSecretKey() };
+  }
+
+  /** Cancel secrets from a pre-filled random buffer: one crypto call per 1024 logins, not per login. */
+  private nextSecretKey(): number {
+    if (this.secretOffset >= this.secrets.length) {
+      this.secrets = randomBytes(4096);
+      this.secretOffset = 0;
+    }
+    const secret = this.secrets.readInt32BE(this.secretOffset);
+    this.secretOffset += 4;
+    return secret;
   }
 
   unregisterSession(session: ClientSession): void {
