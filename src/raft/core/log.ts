@@ -77,11 +77,6 @@ export class RaftLog {
     return this.entries.slice(lo - this.snapshotIndex - 1, hi - this.snapshotIndex - 1);
   }
 
-  entryAt(index: number): Entry | undefined {
-    if (index <= this.snapshotIndex || index > this.lastIndex()) return undefined;
-    return this.entries[index - this.snapshotIndex - 1];
-  }
-
   /** Leader append of new entries right after the last one. */
   append(entries: Entry[]): void {
     for (const entry of entries) {
