@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.ts';
 import { createLogger } from '../../log.ts';
+import { ProxyOnlySidecar } from '../../sidecar/proxy-only.ts';
 import { Sidecar } from '../../sidecar/sidecar.ts';
 
 export function register(program: Command): void {
@@ -10,13 +11,20 @@ export function register(program: Command): void {
     .description('run the sidecar of one node (supervises its PostgreSQL, probe, proxy and API)')
     .requiredOption('-c, --config <file>', 'YAML configuration file')
     .option('--log-level <level>', 'error, warn, info or debug (overrides log.level)')
-    .action(async (options: { config: string; logLevel?: string }) => {
-      const config = loadConfig({ file: options.config, overrides: { 'log.level': options.logLevel } });
+    .option('--role <role>', 'member, witness or proxy (overrides node.role)')
+    .action(async (options: { config: string; logLevel?: string; role?: string }) => {
+      const config = loadConfig({
+        file: options.config,
+        overrides: { 'log.level': options.logLevel, 'node.role': options.role },
+      });
       const logger = createLogger({
         level: config.log.level,
         fields: { cluster: config.cluster.name, node: config.node.name },
       });
-      const sidecar = new Sidecar({ config, logger, configFile: options.config });
+      const sidecar =
+        config.node.role === 'proxy'
+          ? new ProxyOnlySidecar(config, logger)
+          : new Sidecar({ config, logger, configFile: options.config });
       let signals = 0;
       const onSignal = (signal: NodeJS.Signals) => {
         signals++;
