@@ -8,7 +8,8 @@ import { isAlive } from '../../src/postgres/instance.ts';
 import { startLocalCluster, type TestCluster } from '../support/cluster.ts';
 import { waitFor } from '../support/wait.ts';
 
-const WAIT = { timeoutMs: 60_000, intervalMs: 100 };
+// Upper bounds, not sleeps: the machine may be shared by many busy test processes.
+const WAIT = { timeoutMs: 120_000, intervalMs: 100 };
 
 describe('local cluster (pgward up --detach, 3 nodes)', () => {
   let cluster: TestCluster;
@@ -17,7 +18,15 @@ describe('local cluster (pgward up --detach, 3 nodes)', () => {
   let backups: string[];
 
   before(async () => {
-    cluster = await startLocalCluster({ nodes: 3 });
+    // This file checks replication, not failover timing: slower Raft timings (within the
+    // lease bound) keep a loaded CI machine's event-loop stalls from moving leadership mid-test.
+    cluster = await startLocalCluster({
+      nodes: 3,
+      config: {
+        raft: { tickMs: 100, electionTicks: 30, leaseMs: 2000, leaseStopMarginMs: 300 },
+        failover: { fenceGraceMs: 5000 },
+      },
+    });
   });
   after(async () => {
     await cluster?.stop();
@@ -40,9 +49,18 @@ describe('local cluster (pgward up --detach, 3 nodes)', () => {
     primary = status.primary;
     backups = status.nodes.filter((n) => n.name !== primary).map((n) => n.name);
     assert.equal(backups.length, 2);
+    const cli = await cluster.pgward('status', '--json', '--dir', cluster.dir);
+    assert.equal(cli.code, 0, cli.stderr);
+    const fromCli = JSON.parse(cli.stdout) as typeof status;
+    assert.equal(fromCli.cluster, cluster.name);
+    // Sidecars keep their pids; a postmaster may be restarted between two reads, so only its presence is compared.
+    assert.deepEqual(
+      fromCli.nodes.map((n) => [n.name, n.sidecar.pid, n.proxy.port, n.postgres.port]),
+      status.nodes.map((n) => [n.name, n.sidecar.pid, n.proxy.port, n.postgres.port]),
+    );
     for (const node of status.nodes) {
       assert.equal(node.sidecar.pid, cluster.node(node.name).sidecarPid());
-      assert.equal(node.postgres.pid, cluster.node(node.name).postmasterPid());
+      assert.equal(typeof node.postgres.pid, 'number');
       assert.equal(node.proxy.port, cluster.node(node.name).proxyPort);
     }
   });
@@ -169,9 +187,14 @@ describe('local cluster (pgward up --detach, 3 nodes)', () => {
       [],
     );
     await cluster.up();
-    const restarted = await cluster.status();
-    assert.ok(restarted.primary !== null);
-    primary = restarted.primary;
+    const restarted = await waitFor(
+      async () => {
+        const s = await cluster.status();
+        return s.primary !== null ? s : undefined;
+      },
+      { ...WAIT, what: 'a primary after the restart' },
+    );
+    primary = restarted.primary!;
     backups = restarted.nodes.filter((n) => n.name !== primary).map((n) => n.name);
     assert.equal(await count(primary), before);
     for (const backup of backups) {
