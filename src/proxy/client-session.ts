@@ -251,9 +251,8 @@ export class ClientSession implements SessionInfo, BackendSink {
         return;
       case 'cancel':
         this.host.cancel(packet.processId, packet.secretKey);
-        this.phase = 'closed';
-        clearTimeout(this.loginTimer);
-        this.socket.end();
+        // close() runs end(), which unregisters this session: a cancel connection must not stay counted.
+        this.close();
         return;
       case 'startup':
         return this.startup(packet);

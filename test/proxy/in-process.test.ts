@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { decodeErrorResponse } from '../../src/wire/backend.ts';
 import { FrameKind, MessageFramer } from '../../src/wire/framer.ts';
 import { buildBind, buildExecute, buildParse, buildQuery, SYNC } from '../../src/wire/frontend.ts';
-import { buildStartupMessage } from '../../src/wire/startup.ts';
+import { buildCancelRequest, buildStartupMessage } from '../../src/wire/startup.ts';
 import { fakePostgresConnector, inProcessProxy } from '../support/proxy-in-process.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -77,4 +77,18 @@ test('an unknown message type closes only that session, with 08P01', async (t) =
     what: 'the good session answered',
   });
   assert.equal(goodSeen.closed(), false);
+});
+
+test('a CancelRequest connection unregisters its session once it closes', async (t) => {
+  const proxy = await inProcessProxy(t, { connector: fakePostgresConnector() });
+  for (let i = 0; i < 3; i++) {
+    const client = proxy.connectClient();
+    const seen = reader(client);
+    client.write(buildCancelRequest(12345, 678));
+    await waitFor(() => seen.closed(), { timeoutMs: 10_000, what: 'the cancel connection closed' });
+  }
+  await waitFor(() => proxy.server.stats().clients === 0, {
+    timeoutMs: 10_000,
+    what: 'no sessions left registered after three CancelRequests',
+  });
 });
