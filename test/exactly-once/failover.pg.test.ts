@@ -40,6 +40,7 @@ interface Harness {
   topology: StaticTopology;
   keyed: pg.Client;
   unkeyed: pg.Client;
+  connect(): Promise<pg.Client>;
 }
 
 async function harness(t: TestContext): Promise<Harness> {
@@ -73,7 +74,7 @@ async function harness(t: TestContext): Promise<Harness> {
     t.after(() => client.end().catch(() => {}));
     return client;
   };
-  return { pair, topology, keyed: await connect(), unkeyed: await connect() };
+  return { pair, topology, keyed: await connect(), unkeyed: await connect(), connect };
 }
 
 async function connectDirect(t: TestContext, node: PgNode): Promise<pg.Client> {
@@ -114,7 +115,7 @@ async function scenario(
   const h = await harness(t);
   await setup(h);
   const paused = armFailpoint(point, 2);
-  const keyedCall = outcome(h.keyed.query("INSERT INTO items VALUES ('keyed') /*pgward_key='k1'*/"));
+  const keyedCall = outcome(retryKeyed(h, "INSERT INTO items VALUES ('keyed') /*pgward_key='k1'*/"));
   const unkeyedCall = outcome(h.unkeyed.query("INSERT INTO items VALUES ('unkeyed')"));
   await paused.reached;
   await beforeKill(h);
@@ -132,6 +133,23 @@ async function scenario(
       (await h.pair.standby.query('SELECT count(*)::int AS n FROM items WHERE name = $1', [name]))[0]?.n,
     );
   return { keyed, unkeyed, keyedRows: await count('keyed'), unkeyedRows: await count('unkeyed') };
+}
+
+/**
+ * What a client of keyed requests does: on a connection-level error, reconnect and
+ * send the same keyed request again (at most twice); the ledger makes that safe.
+ */
+async function retryKeyed(h: Harness, sql: string): Promise<unknown> {
+  let client = h.keyed;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await client.query(sql);
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (attempt >= 3 || (code !== '57P01' && code !== '08007')) throw error;
+      client = await h.connect();
+    }
+  }
 }
 
 /** Makes every COMMIT wait on synchronous replication forever (no standby has that name). */

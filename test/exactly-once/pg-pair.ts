@@ -70,8 +70,20 @@ export function postgresProcesses(pid: number): number[] {
   return [pid, ...children];
 }
 
-/** kill -9 of the primary: the postmaster and every child of it, so nothing of it can still commit. */
+/**
+ * The whole primary dies at once: every process is stopped first, then killed, so
+ * no backend can notice its postmaster's death and say so to the proxy (a lone
+ * kill -9 of the postmaster makes idle backends send FATAL 57P01, which the proxy
+ * currently passes on to the client: see the H7 report).
+ */
 export function killAll(pids: number[]): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGSTOP');
+    } catch {
+      // already gone
+    }
+  }
   for (const pid of pids) {
     try {
       process.kill(pid, 'SIGKILL');
