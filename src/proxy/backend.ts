@@ -128,6 +128,11 @@ export class BackendConnection {
   lastCompletion: 'ROLLBACK' | 'OTHER' = 'OTHER';
   /** Extended-protocol messages were sent since the last Sync. */
   inBatch = false;
+  /**
+   * A streamed frontend message is written only in part: PostgreSQL would read whatever is
+   * written next as the rest of its body, so nobody else may use this connection.
+   */
+  midMessage = false;
   closed = false;
   /** When it last went back to the pool (for idle timeouts). */
   idleSince = 0;
@@ -261,9 +266,9 @@ export class BackendConnection {
     return this.sink !== null;
   }
 
-  /** Idle at a boundary: nothing owed, no batch open, outside a transaction. */
+  /** Idle at a boundary: nothing owed, no batch open, no message half written, outside a transaction. */
   get atBoundary(): boolean {
-    return this.tracker.pending === 0 && !this.inBatch && this.transactionStatus === 'I';
+    return this.tracker.pending === 0 && !this.inBatch && !this.midMessage && this.transactionStatus === 'I';
   }
 
   /** Sends raw frontend bytes; false when the socket's buffer is full (wait with `drained`). */

@@ -407,8 +407,11 @@ export class ClientSession implements SessionInfo, BackendSink {
     if (frame.kind === FrameKind.StreamPart) {
       if (!this.streamingToBackend) return;
       if (frame.last) this.streamingToBackend = false;
-      if (this.backend === null) return;
-      if (!this.backend.write(frame.bytes)) return this.backend.drained();
+      const backend = this.backend;
+      if (backend === null) return;
+      const writable = backend.write(frame.bytes);
+      if (frame.last) backend.midMessage = false;
+      if (!writable) return backend.drained();
     }
     return;
   }
@@ -423,6 +426,8 @@ export class ClientSession implements SessionInfo, BackendSink {
     if (backend === null) return;
     this.streamingToBackend = true;
     backend.noteSent(type, CLIENT_OWNER);
+    // Until the last part is written the backend is not at a boundary: retire() closes it, never pools it.
+    backend.midMessage = true;
     if (!backend.write(bytes)) await backend.drained();
   }
 

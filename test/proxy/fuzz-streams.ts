@@ -25,8 +25,12 @@ import { serveFakePostgres, socketPair } from './fuzz-peers.ts';
 /** Upper bound for one stream's session to close after the client is done; not a sleep. */
 export const STREAM_DEADLINE_MS = 15_000;
 const ALLOWED_FATAL = /^(08P01|28000|28P01|53300)$/;
-/** Streams in flight at once per worker: sessions overlap as they would on a real listener. */
-const CONCURRENCY = 64;
+/**
+ * Streams in flight at once per worker: sessions overlap as they would on a real listener.
+ * PGWARD_FUZZ_CONCURRENCY=1 replays streams one after another (a backend one stream leaves
+ * in a bad state is then handed to the next stream).
+ */
+const CONCURRENCY = Number(process.env.PGWARD_FUZZ_CONCURRENCY ?? 64);
 /** How long sessions may take to unregister after the last stream closed. */
 const LEFTOVER_WAIT_MS = 5_000;
 /** Failures reported in full; the rest are only counted. */
@@ -338,7 +342,8 @@ export async function runShard(seed: number, indexes: number[], budgetMs: number
           poolMode,
           poolSize: 200,
           maxClientConn: 1_000_000,
-          loginTimeoutMs: 10_000,
+          // Past STREAM_DEADLINE_MS: a login that hangs (a backend left unusable) fails the stream, not 08P01.
+          loginTimeoutMs: 2 * STREAM_DEADLINE_MS,
         }),
         topology,
         logger,

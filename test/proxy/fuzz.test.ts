@@ -4,7 +4,8 @@
 // get well-formed messages, and any FATAL the proxy sends must be a protocol or auth error
 // (08P01, 28xxx, 53300), never an internal one; nothing may crash or log an error.
 // The streams are split over worker threads (one per core) so the run fits its time budget.
-// Replay: PGWARD_FUZZ_SEED=<seed>, one stream: PGWARD_FUZZ_ONLY=<index>, count: PGWARD_FUZZ_STREAMS.
+// Replay: PGWARD_FUZZ_SEED=<seed>, one stream: PGWARD_FUZZ_ONLY=<index>, count: PGWARD_FUZZ_STREAMS,
+// streams in flight per worker: PGWARD_FUZZ_CONCURRENCY (default 64; 1 runs them in sequence).
 import assert from 'node:assert/strict';
 import os from 'node:os';
 import { describe, it } from 'node:test';

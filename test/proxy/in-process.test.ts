@@ -5,7 +5,14 @@ import type { Duplex } from 'node:stream';
 import { test } from 'node:test';
 import { decodeErrorResponse } from '../../src/wire/backend.ts';
 import { FrameKind, MessageFramer } from '../../src/wire/framer.ts';
-import { buildBind, buildExecute, buildParse, buildQuery, SYNC } from '../../src/wire/frontend.ts';
+import {
+  buildBind,
+  buildCopyData,
+  buildExecute,
+  buildParse,
+  buildQuery,
+  SYNC,
+} from '../../src/wire/frontend.ts';
 import { buildCancelRequest, buildStartupMessage } from '../../src/wire/startup.ts';
 import { fakePostgresConnector, inProcessProxy } from '../support/proxy-in-process.ts';
 import { waitFor } from '../support/wait.ts';
@@ -91,4 +98,39 @@ test('a CancelRequest connection unregisters its session once it closes', async 
     timeoutMs: 10_000,
     what: 'no sessions left registered after three CancelRequests',
   });
+});
+
+test('a backend left in the middle of a streamed message is closed, not pooled for the next client', async (t) => {
+  const proxy = await inProcessProxy(t, {
+    connector: fakePostgresConnector(),
+    config: { poolMode: 'transaction', poolSize: 1 },
+  });
+  const first = proxy.connectClient();
+  const firstSeen = reader(first);
+  first.write(buildStartupMessage({ user: 'app', database: 'app' }));
+  await waitFor(() => firstSeen.types.includes('Z'), { timeoutMs: 10_000, what: 'the first login' });
+  // A CopyData big enough to be streamed; only its first part is sent before the client vanishes.
+  const copyData = buildCopyData(Buffer.alloc(512 * 1024, 0x61));
+  first.write(copyData.subarray(0, 300 * 1024));
+  await waitFor(() => proxy.server.stats().backendsIdle === 0, {
+    timeoutMs: 10_000,
+    what: 'the streamed message holding the only backend',
+  });
+  first.destroy();
+  await waitFor(() => proxy.server.stats().clients === 0, {
+    timeoutMs: 10_000,
+    what: 'the first session gone',
+  });
+
+  const second = proxy.connectClient();
+  const secondSeen = reader(second);
+  second.write(
+    Buffer.concat([buildStartupMessage({ user: 'app', database: 'app' }), buildQuery('SELECT 1')]),
+  );
+  await waitFor(() => secondSeen.types.filter((x) => x === 'Z').length === 2, {
+    timeoutMs: 10_000,
+    what: "the next client's query answered on a clean backend",
+  });
+  assert.deepEqual(secondSeen.errors(), []);
+  second.end();
 });
