@@ -27,6 +27,7 @@ async function firstCommit(
   deadlineMs: number,
 ): Promise<number> {
   let turn = 0;
+  let lastError = 'none';
   while (performance.now() < deadlineMs) {
     const candidates = nodes();
     const node = candidates[turn++ % candidates.length]!;
@@ -40,13 +41,14 @@ async function firstCommit(
       await client.connect();
       await client.query('INSERT INTO bench_writes DEFAULT VALUES');
       return performance.now();
-    } catch {
+    } catch (error) {
+      lastError = `${node.name}: ${(error as Error).message}`;
       await new Promise((resolve) => setTimeout(resolve, 10));
     } finally {
       await client.end().catch(() => {});
     }
   }
-  throw new Error(`no write committed through ${cluster.dir} before the deadline`);
+  throw new Error(`no write committed through ${cluster.dir} before the deadline (last error ${lastError})`);
 }
 
 function percentile(values: number[], p: number): number {
