@@ -41,22 +41,9 @@ function runWorker(indexes: number[]): Promise<ShardResult> {
   });
 }
 
-/**
- * Proxy bugs this fuzzer found that are not fixed yet (replays in the closing report): a
- * CancelRequest leaves its session registered, and a backend left mid-message by a client that
- * vanished goes back to the pool and hangs the next client until its login timeout. Until they
- * are fixed the run is marked todo: it runs in full and prints every failure without failing
- * the suite. PGWARD_FUZZ_STRICT=1 makes failures fail.
- */
-const KNOWN_BUGS =
-  process.env.PGWARD_FUZZ_STRICT === '1'
-    ? undefined
-    : 'proxy bugs found by this fuzzer: session leak on CancelRequest; pooled backend left mid-message';
-
 describe('proxy session fuzz', () => {
   it(`survives ${only === null ? STREAMS : 1} random and mutated client streams`, {
     timeout: 600_000,
-    todo: KNOWN_BUGS,
   }, async () => {
     const all = only === null ? Array.from({ length: STREAMS }, (_, i) => i) : [only];
     const shards = Array.from({ length: Math.min(WORKERS, all.length) }, (_, w) =>
