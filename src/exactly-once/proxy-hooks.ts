@@ -759,13 +759,10 @@ export class ExactlyOnceHooks implements ProxyHooks {
     return true;
   }
 
-  /**
-   * Tells the client and ends the session. The seam has no close call: the FATAL
-   * goes out first, then BackendLostError makes the session close the connection.
-   */
-  private close(ctx: RequestContext, error: ErrorReply): never {
-    ctx.sendToClient(errorBytes(error));
-    throw new BackendLostError('connection-lost');
+  /** Tells the client (this one FATAL) and ends the session. */
+  private close(ctx: RequestContext, error: ErrorReply): true {
+    ctx.close(error.code, error.message, error.detail);
+    return true;
   }
 
   // ---- outcome resolution -----------------------------------------------------------

@@ -15,7 +15,7 @@ import {
   decodeReadyForQuery,
   type ErrorFields,
 } from '../wire/backend.ts';
-import { type Frame, FrameKind, frameBytes, MessageFramer } from '../wire/framer.ts';
+import { type Frame, FrameKind, frameBytes, type MessageFrame, MessageFramer } from '../wire/framer.ts';
 import { TERMINATE } from '../wire/frontend.ts';
 import {
   BackendMessage,
@@ -400,6 +400,7 @@ export class BackendConnection {
     }
     const type = frame.type;
     const bytes = frameBytes(frame);
+    if (type === BackendMessage.ErrorResponse && this.serverGoingAway(frame)) return;
     if (type === BackendMessage.ParameterStatus) {
       const { name, value } = decodeParameterStatus(frame);
       this.parameters.set(name, value);
@@ -429,6 +430,24 @@ export class BackendConnection {
       this.sink?.onReadyForQuery(this.transactionStatus);
   }
 
+  /**
+   * A FATAL that says the server is going away (shutdown, crash, postmaster death) ends this
+   * connection: it is closed as lost and the FATAL is never forwarded, so an idle session
+   * moves to the primary on its next request, and a request in flight gets the backend-loss
+   * verdict (hooks.onBackendLost) instead of PostgreSQL's message.
+   */
+  private serverGoingAway(frame: MessageFrame): boolean {
+    const fields = decodeErrorResponse(frame);
+    const severity = fields.severityNonLocalized ?? fields.severity;
+    if ((severity !== 'FATAL' && severity !== 'PANIC') || !SERVER_GOING_AWAY.has(fields.code)) return false;
+    this.logger.info('PostgreSQL is going away; closing the backend as lost', {
+      code: fields.code,
+      message: fields.message,
+    });
+    this.close('connection-lost');
+    return true;
+  }
+
   /** A message for nobody while pooled: a server-side FATAL means this connection is finished. */
   private unattachedMessage(type: number, bytes: Buffer): void {
     if (type === BackendMessage.ErrorResponse) {
@@ -441,6 +460,9 @@ export class BackendConnection {
     }
   }
 }
+
+/** SQLSTATEs of a FATAL that means the server itself is going away: admin_shutdown, crash_shutdown, cannot_connect_now. */
+export const SERVER_GOING_AWAY: ReadonlySet<string> = new Set(['57P01', '57P02', '57P03']);
 
 async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, onTimeout: () => void): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

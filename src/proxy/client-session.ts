@@ -887,6 +887,7 @@ export class ClientSession implements SessionInfo, BackendSink {
         if (backend !== null && backend.tracker.pending > 0) backend.tracker.synthesize(bytes);
         else this.send(bytes);
       },
+      close: (code, message, detail) => this.fatal(code, message, detail),
     };
   }
 
@@ -924,9 +925,9 @@ export class ClientSession implements SessionInfo, BackendSink {
     else this.discardUntilSync = true;
   }
 
-  private fatal(code: string, message: string): void {
+  private fatal(code: string, message: string, detail?: string): void {
     if (this.phase === 'closed') return;
-    this.send(buildFatalError(code, message));
+    this.send(buildFatalError(code, message, detail));
     this.close();
   }
 

@@ -97,6 +97,11 @@ export interface RequestContext {
   backend(): Promise<BackendChannel>;
   /** Sends whole backend-protocol messages to the client, in order after any responses still pending. */
   sendToClient(bytes: Buffer): void;
+  /**
+   * Ends the session: the client gets this one FATAL and the connection closes (answers
+   * still owed by the backend are dropped). The hook then returns true: nothing else is sent.
+   */
+  close(code: string, message: string, detail?: string): void;
 }
 
 /** What the client is told about a request that was in flight when its backend was lost. */

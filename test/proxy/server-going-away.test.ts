@@ -1,0 +1,106 @@
+// In process, against a fake PostgreSQL: a server FATAL that means the server is going
+// away (57P01) in the middle of a request reaches the client only as the backend-loss
+// verdict (one FATAL 08007 for an autocommit statement, never PostgreSQL's 57P01 first),
+// and a hook ending the session through ctx.close sends exactly one FATAL.
+import assert from 'node:assert/strict';
+import type { Duplex } from 'node:stream';
+import { test } from 'node:test';
+import type { BackendConnector } from '../../src/proxy/backend.ts';
+import { type ClientRequest, NoopHooks, type RequestContext } from '../../src/proxy/hooks.ts';
+import {
+  AUTHENTICATION_OK,
+  buildBackendKeyData,
+  buildCommandComplete,
+  buildFatalError,
+  buildReadyForQuery,
+  decodeErrorResponse,
+} from '../../src/wire/backend.ts';
+import { FrameKind, MessageFramer } from '../../src/wire/framer.ts';
+import { buildQuery, decodeQuery } from '../../src/wire/frontend.ts';
+import { TransactionStatus } from '../../src/wire/protocol.ts';
+import { buildStartupMessage } from '../../src/wire/startup.ts';
+import { duplexPair, inProcessProxy } from '../support/proxy-in-process.ts';
+import { waitFor } from '../support/wait.ts';
+
+const READY = buildReadyForQuery(TransactionStatus.Idle);
+
+/** A fake PostgreSQL whose backend dies with FATAL 57P01 on a query containing 'die'. */
+function dyingServerConnector(): BackendConnector {
+  return async () => {
+    const [proxySide, serverSide] = duplexPair();
+    const framer = new MessageFramer({ maxMessageBytes: 1 << 20, startup: true });
+    serverSide.on('error', () => {});
+    serverSide.on('data', (chunk: Buffer) => {
+      framer.push(chunk);
+      for (let frame = framer.next(); frame !== null; frame = framer.next()) {
+        if (frame.kind !== FrameKind.Message) continue;
+        if (frame.type === 0) {
+          serverSide.write(Buffer.concat([AUTHENTICATION_OK, buildBackendKeyData(7, 7), READY]));
+        } else if (frame.type === 0x51 && decodeQuery(frame).includes('die')) {
+          serverSide.end(
+            buildFatalError('57P01', 'terminating connection due to unexpected postmaster exit'),
+          );
+          return;
+        } else if (frame.type === 0x51) {
+          serverSide.write(Buffer.concat([buildCommandComplete('SELECT 0'), READY]));
+        }
+      }
+    });
+    return proxySide;
+  };
+}
+
+function reader(client: Duplex): { errors: string[]; closed: () => boolean; readies: () => number } {
+  const framer = new MessageFramer({ maxMessageBytes: 1 << 20 });
+  const errors: string[] = [];
+  let readies = 0;
+  let closed = false;
+  client.on('data', (chunk: Buffer) => {
+    framer.push(chunk);
+    for (let f = framer.next(); f !== null; f = framer.next()) {
+      if (f.kind !== FrameKind.Message) continue;
+      if (f.type === 0x45) errors.push(decodeErrorResponse(f).code);
+      if (f.type === 0x5a) readies += 1;
+    }
+  });
+  client.on('end', () => {
+    closed = true;
+  });
+  client.on('close', () => {
+    closed = true;
+  });
+  return { errors, closed: () => closed, readies: () => readies };
+}
+
+test('a 57P01 FATAL in the middle of a request reaches the client only as the loss verdict (08007)', async (t) => {
+  const proxy = await inProcessProxy(t, { connector: dyingServerConnector() });
+  const client = proxy.connectClient();
+  const seen = reader(client);
+  client.write(buildStartupMessage({ user: 'app', database: 'app' }));
+  await waitFor(() => seen.readies() === 1, { timeoutMs: 10_000, what: 'the login' });
+  client.write(buildQuery('SELECT die()'));
+  await waitFor(() => seen.closed(), { timeoutMs: 10_000, what: 'the session closed' });
+  assert.deepEqual(seen.errors, ['08007']);
+});
+
+class ClosingHooks extends NoopHooks {
+  override readonly interceptsRequests = true;
+  override async onRequest(ctx: RequestContext, request: ClientRequest): Promise<boolean> {
+    if (request.kind !== 'query' || request.sql !== 'bye') return false;
+    ctx.close('57P01', 'closed by the hook');
+    return true;
+  }
+}
+
+test('a hook ending the session with ctx.close sends exactly one FATAL', async (t) => {
+  const proxy = await inProcessProxy(t, { connector: dyingServerConnector(), hooks: new ClosingHooks() });
+  const client = proxy.connectClient();
+  const seen = reader(client);
+  client.write(buildStartupMessage({ user: 'app', database: 'app' }));
+  await waitFor(() => seen.readies() === 1, { timeoutMs: 10_000, what: 'the login' });
+  client.write(buildQuery('SELECT 1'));
+  await waitFor(() => seen.readies() === 2, { timeoutMs: 10_000, what: 'a normal query answered' });
+  client.write(buildQuery('bye'));
+  await waitFor(() => seen.closed(), { timeoutMs: 10_000, what: 'the session closed' });
+  assert.deepEqual(seen.errors, ['57P01']);
+});
