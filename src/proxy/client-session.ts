@@ -46,7 +46,7 @@ import {
 import { type AbortedAnswer, AbortedTransaction, abortedByFailoverError } from './aborted-transaction.ts';
 import { newScramNonce } from './auth/scram.ts';
 import { ScramServer } from './auth/scram-server.ts';
-import { type BackendConnection, BackendLoginError, type BackendSink } from './backend.ts';
+import { type BackendConnection, BackendLoginError, type BackendSink, SERVER_GOING_AWAY } from './backend.ts';
 import {
   type BackendChannel,
   BackendLostError,
@@ -607,7 +607,9 @@ export class ClientSession implements SessionInfo, BackendSink {
             term,
           );
         } catch (error) {
-          if (error instanceof BackendLoginError || error instanceof PoolExhaustedError) throw error;
+          if (error instanceof PoolExhaustedError) throw error;
+          // A server shutting down, crashing or starting up (57P01/57P02/57P03) is unreachable, not a refusal.
+          if (error instanceof BackendLoginError && !SERVER_GOING_AWAY.has(error.fields.code)) throw error;
           if (!reportedUnreachable) {
             this.logger.info('backend unreachable; holding the request', { error: (error as Error).message });
             reportedUnreachable = true;

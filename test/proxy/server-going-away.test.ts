@@ -19,14 +19,18 @@ import { FrameKind, MessageFramer } from '../../src/wire/framer.ts';
 import { buildQuery, decodeQuery } from '../../src/wire/frontend.ts';
 import { TransactionStatus } from '../../src/wire/protocol.ts';
 import { buildStartupMessage } from '../../src/wire/startup.ts';
+import { primaryView } from '../support/proxy.ts';
 import { duplexPair, inProcessProxy } from '../support/proxy-in-process.ts';
 import { waitFor } from '../support/wait.ts';
 
 const READY = buildReadyForQuery(TransactionStatus.Idle);
 
-/** A fake PostgreSQL whose backend dies with FATAL 57P01 on a query containing 'die'. */
-function dyingServerConnector(): BackendConnector {
-  return async () => {
+/**
+ * A fake PostgreSQL whose backend dies with FATAL 57P01 on a query containing 'die'; on
+ * port `startingUpPort` it refuses every login with 57P03, as a server in crash recovery does.
+ */
+function dyingServerConnector(startingUpPort = -1): BackendConnector {
+  return async (endpoint) => {
     const [proxySide, serverSide] = duplexPair();
     const framer = new MessageFramer({ maxMessageBytes: 1 << 20, startup: true });
     serverSide.on('error', () => {});
@@ -34,6 +38,10 @@ function dyingServerConnector(): BackendConnector {
       framer.push(chunk);
       for (let frame = framer.next(); frame !== null; frame = framer.next()) {
         if (frame.kind !== FrameKind.Message) continue;
+        if (frame.type === 0 && endpoint.port === startingUpPort) {
+          serverSide.end(buildFatalError('57P03', 'the database system is starting up'));
+          return;
+        }
         if (frame.type === 0) {
           serverSide.write(Buffer.concat([AUTHENTICATION_OK, buildBackendKeyData(7, 7), READY]));
         } else if (frame.type === 0x51 && decodeQuery(frame).includes('die')) {
@@ -103,4 +111,20 @@ test('a hook ending the session with ctx.close sends exactly one FATAL', async (
   client.write(buildQuery('bye'));
   await waitFor(() => seen.closed(), { timeoutMs: 10_000, what: 'the session closed' });
   assert.deepEqual(seen.errors, ['57P01']);
+});
+
+test('a login refused with 57P03 (server starting up) is held like an unreachable primary, then moves on', async (t) => {
+  const proxy = await inProcessProxy(t, {
+    connector: dyingServerConnector(1),
+    config: { holdTimeoutMs: 60_000 },
+    view: primaryView(1, { host: '127.0.0.1', port: 1 }),
+  });
+  const client = proxy.connectClient();
+  const seen = reader(client);
+  client.write(buildStartupMessage({ user: 'app', database: 'app' }));
+  await waitFor(() => proxy.server.stats().heldTotal >= 1, { timeoutMs: 10_000, what: 'the login held' });
+  proxy.topology.set(primaryView(2, { host: '127.0.0.1', port: 2 }));
+  await waitFor(() => seen.readies() === 1, { timeoutMs: 10_000, what: 'the login completed' });
+  assert.deepEqual(seen.errors, []);
+  assert.equal(seen.closed(), false);
 });
