@@ -169,6 +169,12 @@ export class PostgresInstance extends EventEmitter<InstanceEvents> {
   /** Rewinds a stopped former primary onto `target`'s timeline, then configures it to follow. */
   async rewindFrom(target: FollowTarget): Promise<void> {
     if (this.isRunning()) throw new Error('pg_rewind needs the instance stopped');
+    // pg_rewind reads the source's timeline from its control file, which a just-
+    // promoted server updates only at its first checkpoint after promotion (spread,
+    // asynchronous): before it, pg_rewind sees one timeline, answers "no rewind
+    // required" and the old primary restarts on its own diverged timeline, unable
+    // to follow. A checkpoint on the source first makes the new timeline visible.
+    await queryOnce(this.targetClientConfig(target), 'CHECKPOINT');
     await this.run('pg_rewind', [
       '-D',
       this.dataDir,
@@ -375,17 +381,18 @@ export class PostgresInstance extends EventEmitter<InstanceEvents> {
   }
 
   private async ensureSlotOn(target: FollowTarget, slotName: string): Promise<void> {
-    await ensureSlot(
-      {
-        host: target.host,
-        port: target.port,
-        user: this.options.superuser,
-        password: this.options.password,
-        database: 'postgres',
-        connectionTimeoutMillis: 5000,
-      },
-      slotName,
-    );
+    await ensureSlot(this.targetClientConfig(target), slotName);
+  }
+
+  private targetClientConfig(target: FollowTarget): pg.ClientConfig {
+    return {
+      host: target.host,
+      port: target.port,
+      user: this.options.superuser,
+      password: this.options.password,
+      database: 'postgres',
+      connectionTimeoutMillis: 5000,
+    };
   }
 
   private async waitReady(pid: number, timeoutMs: number): Promise<void> {

@@ -57,7 +57,29 @@ export async function primariesByPostgres(cluster: TestCluster): Promise<string[
   return out;
 }
 
-/** Waits until `node` runs as a backup whose walreceiver streams. */
+/** The timeline the writable PostgreSQL writes on now, or null unless exactly one node is out of recovery. */
+async function primaryTimeline(cluster: TestCluster): Promise<number | null> {
+  const timelines: number[] = [];
+  for (const node of cluster.nodes) {
+    try {
+      const rows = await cluster.sql<{ tli: number }>(
+        node,
+        `SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int AS tli
+          WHERE NOT pg_is_in_recovery()`,
+      );
+      if (rows[0] !== undefined) timelines.push(rows[0].tli);
+    } catch {
+      // down: not a primary
+    }
+  }
+  return timelines.length === 1 ? (timelines[0] ?? null) : null;
+}
+
+/**
+ * Waits until `node` runs as a backup whose walreceiver streams the primary's
+ * current timeline (a backup stuck on an older timeline reconnects in a loop and
+ * shows 'streaming' for a moment each time, so the status alone proves nothing).
+ */
 export async function waitForStreamingBackup(
   cluster: TestCluster,
   node: TestNode,
@@ -65,13 +87,16 @@ export async function waitForStreamingBackup(
 ): Promise<void> {
   await waitFor(
     async () => {
-      const rows = await cluster.sql<{ r: boolean; s: string | null }>(
+      const rows = await cluster.sql<{ r: boolean; s: string | null; tli: number | null }>(
         node,
-        'SELECT pg_is_in_recovery() AS r, (SELECT status FROM pg_stat_wal_receiver) AS s',
+        `SELECT pg_is_in_recovery() AS r, (SELECT status FROM pg_stat_wal_receiver) AS s,
+                (SELECT received_tli FROM pg_stat_wal_receiver) AS tli`,
       );
-      return rows[0]?.r === true && rows[0]?.s === 'streaming';
+      const row = rows[0];
+      if (row?.r !== true || row.s !== 'streaming') return false;
+      return row.tli !== null && row.tli === (await primaryTimeline(cluster));
     },
-    { timeoutMs, intervalMs: 100, what: `${node.name} streaming as a backup` },
+    { timeoutMs, intervalMs: 100, what: `${node.name} streaming the primary's timeline as a backup` },
   );
 }
 
