@@ -64,7 +64,7 @@ import {
 import { OwnedQueryCollector } from './owned-query.ts';
 import { PoolExhaustedError } from './pool.ts';
 import { CLIENT_OWNER, expectsAnswer, type ResponseOwner } from './response-tracker.ts';
-import type { PortKind, Route } from './routing.ts';
+import { endpointKey, type PortKind, type Route } from './routing.ts';
 import type { SessionHost } from './session-host.ts';
 import { closeTarget, parseSettingChange, parseStatementName, Settings } from './session-state.ts';
 
@@ -602,10 +602,16 @@ export class ClientSession implements SessionInfo, BackendSink {
         const term = this.host.currentTerm();
         let backend: BackendConnection;
         try {
-          backend = await this.host.pool.acquire(
-            { endpoint: route!.endpoint, database: this.database, user: this.host.backendUser(this.user) },
+          const acquired = await this.acquireUnlessRerouted(
+            this.host.pool.acquire(
+              { endpoint: route!.endpoint, database: this.database, user: this.host.backendUser(this.user) },
+              term,
+            ),
+            route!,
             term,
           );
+          if (acquired === null) continue;
+          backend = acquired;
         } catch (error) {
           if (error instanceof PoolExhaustedError) throw error;
           // A server shutting down, crashing or starting up (57P01/57P02/57P03) is unreachable, not a refusal.
@@ -636,6 +642,44 @@ export class ClientSession implements SessionInfo, BackendSink {
       }
     } finally {
       this.holdAbort = null;
+    }
+  }
+
+  /**
+   * Waits for `acquiring` unless the route moves elsewhere first: a connect to a primary
+   * that died with its machine may hang until the connect timeout, while the topology
+   * already names the new one. The late connection then goes back to the pool (or closes).
+   */
+  private async acquireUnlessRerouted(
+    acquiring: Promise<BackendConnection>,
+    route: Route,
+    term: number,
+  ): Promise<BackendConnection | null> {
+    const settled = acquiring.then(
+      (backend) => ({ backend }),
+      (error: unknown) => ({ error }),
+    );
+    for (;;) {
+      const change = this.host.holds.nextChange();
+      const outcome = await Promise.race([settled, change.changed.then(() => null)]);
+      change.cancel();
+      if (outcome !== null) {
+        if ('error' in outcome) throw outcome.error;
+        return outcome.backend;
+      }
+      const now = this.host.route(this.port);
+      const same =
+        now !== null &&
+        endpointKey(now.endpoint) === endpointKey(route.endpoint) &&
+        this.host.currentTerm() === term;
+      if (same) continue;
+      this.logger.info('the route moved while connecting to the old one; following it');
+      settled.then((late) => {
+        if (!('backend' in late)) return;
+        if (late.backend.term < this.host.currentTerm()) late.backend.close('term-change');
+        else this.host.pool.release(late.backend);
+      });
+      return null;
     }
   }
 

@@ -62,6 +62,27 @@ export class HoldGate {
     for (const waiter of [...this.waiters]) waiter.wake();
   }
 
+  /** Resolves at the next `notify` (the topology changed); `cancel` stops listening. */
+  nextChange(): { changed: Promise<void>; cancel(): void } {
+    let waiter: Waiter | null = null;
+    const changed = new Promise<void>((resolve) => {
+      const self: Waiter = {
+        wake: () => {
+          this.waiters.delete(self);
+          resolve();
+        },
+      };
+      waiter = self;
+      this.waiters.add(self);
+    });
+    return {
+      changed,
+      cancel: () => {
+        if (waiter !== null) this.waiters.delete(waiter);
+      },
+    };
+  }
+
   private waitOnce(deadlineMs: number, signal: AbortSignal, recheckMs: number): Promise<void> {
     return new Promise((resolve, reject) => {
       const remainingMs = deadlineMs - Date.now();

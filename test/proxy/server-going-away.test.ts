@@ -128,3 +128,30 @@ test('a login refused with 57P03 (server starting up) is held like an unreachabl
   assert.deepEqual(seen.errors, []);
   assert.equal(seen.closed(), false);
 });
+
+test('a connect hanging on a dead primary is abandoned once the topology names a new one', async (t) => {
+  const fake = dyingServerConnector();
+  const hanging: (() => void)[] = [];
+  t.after(() => {
+    for (const fail of hanging) fail();
+  });
+  // Port 1 is a machine that died: the connect neither succeeds nor is refused.
+  const connector: BackendConnector = (endpoint) =>
+    endpoint.port === 1
+      ? new Promise((_, reject) => hanging.push(() => reject(new Error('connect timed out'))))
+      : fake(endpoint);
+  const proxy = await inProcessProxy(t, {
+    connector,
+    config: { holdTimeoutMs: 120_000, loginTimeoutMs: 120_000 },
+    view: primaryView(1, { host: '127.0.0.1', port: 1 }),
+  });
+  const client = proxy.connectClient();
+  const seen = reader(client);
+  client.write(buildStartupMessage({ user: 'app', database: 'app' }));
+  await waitFor(() => hanging.length === 1, { timeoutMs: 10_000, what: 'the connect to the dead primary' });
+  proxy.topology.set(primaryView(2, { host: '127.0.0.1', port: 2 }));
+  await waitFor(() => seen.readies() === 1, { timeoutMs: 10_000, what: 'the login on the new primary' });
+  client.write(buildQuery('SELECT 1'));
+  await waitFor(() => seen.readies() === 2, { timeoutMs: 10_000, what: 'a query answered' });
+  assert.deepEqual(seen.errors, []);
+});
