@@ -170,7 +170,14 @@ export class BackendConnection {
 
   /** Connects and logs in; resolves at the first ReadyForQuery. */
   static async open(options: BackendLoginOptions): Promise<BackendConnection> {
-    const socket = await withTimeout(options.connector(options.endpoint), options.timeoutMs, () => undefined);
+    const connecting = options.connector(options.endpoint);
+    const socket = await withTimeout(connecting, options.timeoutMs, () => {
+      // A connect that completes after the bound is closed, never leaked.
+      connecting.then(
+        (late) => late.destroy(),
+        () => undefined,
+      );
+    });
     const backend = new BackendConnection(
       socket,
       options.endpoint,

@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import type { Duplex } from 'node:stream';
 import { test } from 'node:test';
-import type { BackendConnector } from '../../src/proxy/backend.ts';
+import { silentLogger } from '../../src/log.ts';
+import { BackendConnection, type BackendConnector } from '../../src/proxy/backend.ts';
 import { type ClientRequest, NoopHooks, type RequestContext } from '../../src/proxy/hooks.ts';
 import {
   AUTHENTICATION_OK,
@@ -154,4 +155,28 @@ test('a connect hanging on a dead primary is abandoned once the topology names a
   client.write(buildQuery('SELECT 1'));
   await waitFor(() => seen.readies() === 2, { timeoutMs: 10_000, what: 'a query answered' });
   assert.deepEqual(seen.errors, []);
+});
+
+test('a backend connect that completes after the connect timeout is closed, not leaked', async () => {
+  const [proxySide, serverSide] = duplexPair();
+  serverSide.on('error', () => {});
+  let connected!: () => void;
+  const late = new Promise<Duplex>((resolve) => {
+    connected = () => resolve(proxySide);
+  });
+  await assert.rejects(
+    BackendConnection.open({
+      connector: () => late,
+      endpoint: { host: '127.0.0.1', port: 1 },
+      term: 1,
+      database: 'app',
+      user: 'app',
+      password: undefined,
+      timeoutMs: 20,
+      logger: silentLogger(),
+    }),
+    /did not complete the login within 20 ms/,
+  );
+  connected();
+  await waitFor(() => proxySide.destroyed, { timeoutMs: 10_000, what: 'the late socket destroyed' });
 });
