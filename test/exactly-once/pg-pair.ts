@@ -9,7 +9,7 @@ import type { TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { freePort } from '../support/ports.ts';
-import { tempDir } from '../support/tmp.ts';
+import { makeTempDir, removeTempDir } from '../support/tmp.ts';
 import { waitFor } from '../support/wait.ts';
 
 const run = promisify(execFile);
@@ -94,7 +94,8 @@ export function killAll(pids: number[]): void {
 }
 
 export async function startPair(t: TestContext): Promise<PgPair> {
-  const dir = tempDir(t, 'pgward-eo-pair-');
+  // The directory is removed only after its servers are killed: their pids are read from it.
+  const dir = makeTempDir('pgward-eo-pair-');
   const [primaryPort, standbyPort] = [await freePort(), await freePort()];
   const primaryDir = path.join(dir, 'primary');
   const standbyDir = path.join(dir, 'standby');
@@ -124,6 +125,7 @@ export async function startPair(t: TestContext): Promise<PgPair> {
       }
     }
     killAll(pids);
+    removeTempDir(dir);
   });
   await asPostgres('pg_ctl', ['-D', primaryDir, '-w', '-l', path.join(dir, 'primary.log'), 'start']);
   await asPostgres('pg_basebackup', [
