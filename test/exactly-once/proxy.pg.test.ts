@@ -10,7 +10,16 @@ import { exactlyOnceConfigSchema } from '../../src/exactly-once/config.ts';
 import { installLedger } from '../../src/exactly-once/ledger.ts';
 import { ExactlyOnceHooks } from '../../src/exactly-once/proxy-hooks.ts';
 import { silentLogger } from '../../src/log.ts';
-import { direct, PGBENCH, POSTGRES, PSQL, primaryView, startProxy, tempDatabase } from '../support/proxy.ts';
+import {
+  direct,
+  PGBENCH,
+  POSTGRES,
+  PSQL,
+  primaryView,
+  psqlArgs,
+  startProxy,
+  tempDatabase,
+} from '../support/proxy.ts';
 
 const run = promisify(execFile);
 
@@ -191,19 +200,7 @@ test('mode all: unkeyed writes, multi-statement text and explicit transactions b
 
 test('psql: keyed statement run twice applies once', async (t) => {
   const { proxy, database, admin } = await setup(t);
-  const args = [
-    '-h',
-    '127.0.0.1',
-    '-p',
-    String(proxy.port),
-    '-U',
-    'postgres',
-    '-d',
-    database,
-    '-At',
-    '-v',
-    'ON_ERROR_STOP=1',
-  ];
+  const args = [...psqlArgs(proxy.port, database)];
   const sql = "INSERT INTO items (name) VALUES ('psql') /*pgward_key='psql-1'*/";
   const { stdout } = await run(PSQL, [...args, '-c', sql, '-c', sql]);
   assert.deepEqual(stdout.trim().split('\n'), ['INSERT 0 1', 'INSERT 0 1']);

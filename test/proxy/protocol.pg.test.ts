@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { PSQL, startProxy, tempDatabase } from '../support/proxy.ts';
+import { PSQL, psqlArgs, startProxy, tempDatabase } from '../support/proxy.ts';
 import { tempDir } from '../support/tmp.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -16,17 +16,7 @@ test('psql runs queries through the proxy and sees PostgreSQL parameter status',
   const proxy = await startProxy(t);
   const database = await tempDatabase(t);
   const { stdout } = await run(PSQL, [
-    '-h',
-    '127.0.0.1',
-    '-p',
-    String(proxy.port),
-    '-U',
-    'postgres',
-    '-d',
-    database,
-    '-At',
-    '-v',
-    'ON_ERROR_STOP=1',
+    ...psqlArgs(proxy.port, database),
     '-c',
     'CREATE TABLE t (id int PRIMARY KEY, v text)',
     '-c',
@@ -117,21 +107,7 @@ test('FunctionCall messages (libpq large objects: psql \\lo_import / \\lo_export
   const target = path.join(dir, 'out.bin');
   const content = Buffer.from(Array.from({ length: 70000 }, (_, i) => i % 251));
   writeFileSync(source, content);
-  const psql = (...args: string[]) =>
-    run(PSQL, [
-      '-h',
-      '127.0.0.1',
-      '-p',
-      String(proxy.port),
-      '-U',
-      'postgres',
-      '-d',
-      database,
-      '-At',
-      '-v',
-      'ON_ERROR_STOP=1',
-      ...args,
-    ]);
+  const psql = (...args: string[]) => run(PSQL, [...psqlArgs(proxy.port, database), ...args]);
   const imported = await psql('-c', `\\lo_import ${source}`);
   const oid = /lo_import (\d+)/.exec(imported.stdout)?.[1];
   assert.ok(oid !== undefined, imported.stdout);

@@ -12,6 +12,23 @@ export const POSTGRES = { host: '127.0.0.1', port: 5432 };
 export const PSQL = '/usr/lib/postgresql/15/bin/psql';
 export const PGBENCH = '/usr/lib/postgresql/15/bin/pgbench';
 
+/** psql's connection arguments for a proxy: unaligned, tuples only, stop at the first error. */
+export function psqlArgs(port: number, database: string): string[] {
+  return [
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    '-U',
+    'postgres',
+    '-d',
+    database,
+    '-At',
+    '-v',
+    'ON_ERROR_STOP=1',
+  ];
+}
+
 /** A one-member cluster view whose primary is the shared PostgreSQL. */
 export function primaryView(term = 1, postgres = POSTGRES): ClusterView {
   return {
