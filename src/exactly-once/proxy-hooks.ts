@@ -598,7 +598,7 @@ export class ExactlyOnceHooks implements ProxyHooks {
     const claim = claimSql(track.scope, key, fingerprint({ sql: 'pgward transaction key' }));
     let phase: 'claim' | 'client' = 'claim';
     let claimError: Buffer | null = null;
-    await backend.forward([buildQuery(claim), ...messages], (type, message) => {
+    const claiming = backend.forward([buildQuery(claim), ...messages], (type, message) => {
       if (type === BackendMessage.NoticeResponse || type === BackendMessage.NotificationResponse)
         return message;
       if (phase === 'claim') {
@@ -626,7 +626,32 @@ export class ExactlyOnceHooks implements ProxyHooks {
       // The client's statements fail with 25P02 after the failed claim: the claim's error replaces them.
       return null;
     });
+    try {
+      await claiming;
+    } catch (error) {
+      if (!(error instanceof BackendLostError)) throw error;
+      // Nothing in a claim commits: the open transaction is definitely not committed
+      // (40001, as for any loss inside a transaction), never of unknown outcome.
+      return this.abortLostTransaction(ctx, track);
+    }
     if (claimError === null) track.transactionKey = key;
+    return true;
+  }
+
+  /**
+   * The backend of an open transaction was lost while nothing that commits was in
+   * flight: the client gets 40001 and its session is in a failed transaction on the
+   * new primary (so its next statements fail and its ROLLBACK works, as after any
+   * error), or FATAL 57P01 when it held state that could not move.
+   */
+  private async abortLostTransaction(ctx: RequestContext, track: Track): Promise<boolean> {
+    const response = respond('not-committed', track.pinned);
+    if (response.kind !== 'error') throw new Error('a not-committed verdict must answer with an error');
+    if (response.error.severity === 'FATAL') return this.close(ctx, response.error);
+    const backend = await ctx.backend();
+    await backend.forward([buildQuery(`BEGIN;${raiseSql(response.error)}`)], (type, message) =>
+      type === BackendMessage.CommandComplete ? null : message,
+    );
     return true;
   }
 

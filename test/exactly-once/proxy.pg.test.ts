@@ -20,6 +20,7 @@ import {
   startProxy,
   tempDatabase,
 } from '../support/proxy.ts';
+import { waitFor } from '../support/wait.ts';
 
 const run = promisify(execFile);
 
@@ -148,6 +149,38 @@ test('transaction keys: set_config claims the key; a committed key is refused wi
     (await admin.query("SELECT count(*)::int AS n FROM pgward.request_ledger WHERE key = 'tx-2'")).rows[0].n,
     0,
   );
+});
+
+test('a backend lost while set_config claims the key: 40001 (nothing committed), the session stays usable', async (t) => {
+  const { proxy, database, admin } = await setup(t);
+  const holder = await proxy.connect(database);
+  const client = await proxy.connect(database);
+  // The holder's uncommitted claim makes the client's claim wait on the ledger's unique index.
+  await holder.query('BEGIN');
+  await holder.query("SELECT set_config('pgward.idempotency_key', 'lost-1', true)");
+  await client.query('BEGIN');
+  const claim = client.query("SELECT set_config('pgward.idempotency_key', $1, true)", ['lost-1']);
+  claim.catch(() => {});
+  const waiting = await waitFor(
+    async () =>
+      (
+        await admin.query<{ pid: number }>(
+          "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+      ).rows[0]?.pid,
+    { timeoutMs: 30_000, what: 'the claim waiting on the held key' },
+  );
+  await admin.query('SELECT pg_terminate_backend($1)', [waiting]);
+  await assert.rejects(claim, { code: '40001' });
+  await assert.rejects(client.query('SELECT 1'), { code: '25P02' });
+  await client.query('ROLLBACK');
+  await holder.query('ROLLBACK');
+  // The retry with the same key runs once on the same connection.
+  await client.query('BEGIN');
+  await client.query("SELECT set_config('pgward.idempotency_key', $1, true)", ['lost-1']);
+  await client.query("INSERT INTO items (name) VALUES ('lost')");
+  await client.query('COMMIT');
+  assert.equal(await count(admin, 'lost'), 1);
 });
 
 test('mode all: unkeyed writes, multi-statement text and explicit transactions behave as without the proxy', async (t) => {
