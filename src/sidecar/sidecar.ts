@@ -4,6 +4,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { mountDashboard } from '../api/dashboard.ts';
+import { failpointRouter } from '../api/routes/failpoints.ts';
 import { clusterApiRouter } from '../api/routes/index.ts';
 import { ApiServer } from '../api/server.ts';
 import type { ClusterStatus, NodeStatus } from '../api/status.ts';
@@ -13,6 +14,7 @@ import { StaticTopology, type TopologySource } from '../cluster/view.ts';
 import { postgresDataDir } from '../config/load.ts';
 import type { Config, MemberConfig } from '../config/schema.ts';
 import { UserError } from '../errors.ts';
+import { FailpointControl, testFailpointsEnabled } from '../exactly-once/failpoints.ts';
 import { ExactlyOnceSidecarPart } from '../exactly-once/sidecar-part.ts';
 import { deferred, type Service } from '../lifecycle.ts';
 import { componentLogger, type Logger } from '../log.ts';
@@ -198,6 +200,11 @@ export class Sidecar implements Service {
           registry: this.failover.metrics.registry,
         }),
       );
+    }
+    if (testFailpointsEnabled(process.env)) {
+      // Test-only (PGWARD_TEST_FAILPOINTS=1): lets a fault-injection test pause this proxy's commits.
+      this.logger.warn('exactly-once test failpoints are enabled: never run a production sidecar like this');
+      this.api.router.use(failpointRouter(new FailpointControl(), config.api.token));
     }
     // The dashboard's timeline is fed by this sidecar's event log lines.
     mountDashboard(this.api.router, this.logger, config.api.token);
