@@ -1,6 +1,11 @@
 // Follows the cluster through the members' admin API: long-polls
-// `GET /cluster?waitForTermAbove=N` on one member, moving to the next on failure.
-// This is the channel that always works; Redis only makes it faster.
+// `GET /cluster?waitForTermAbove=N` on every member at once, each answer offered to
+// the follower (the newest term wins). This is the channel that always works; Redis
+// only makes it faster. Every member, not one at a time: a member that stops
+// answering without closing its connection (a frozen or partitioned machine, a
+// SIGSTOPped sidecar) holds a long-poll until its timeout, and a follower parked
+// on it alone learned of the failover only then (seen: ~20 s before the first
+// write after a failover went through a proxy-only sidecar).
 import { deferred, type Service } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import type { FollowerTopology } from './follower.ts';
@@ -13,7 +18,7 @@ export interface ApiPollOptions {
   longPollMs?: number;
   /** While no primary is known (mid-election), poll this often instead of long-polling. */
   electionPollMs?: number;
-  /** Pause after a failed request before trying the next member (doubles up to 1 s). */
+  /** Pause after a failed request before asking that member again (doubles up to 1 s). */
   retryDelayMs?: number;
 }
 
@@ -21,7 +26,6 @@ export class ApiPollTopology implements Service {
   private readonly finished = deferred<void>();
   private readonly abort = new AbortController();
   private running = false;
-  private memberIndex = 0;
   readonly done = this.finished.promise;
 
   constructor(
@@ -35,7 +39,8 @@ export class ApiPollTopology implements Service {
 
   async start(): Promise<void> {
     this.running = true;
-    this.loop().then(
+    // One loop per member (a handful, from config): at most one request in flight each.
+    Promise.all(this.options.memberUrls.map((url) => this.loop(url))).then(
       () => this.finished.resolve(),
       (error) => this.finished.reject(error),
     );
@@ -47,14 +52,13 @@ export class ApiPollTopology implements Service {
     await this.finished.promise.catch(() => undefined);
   }
 
-  private async loop(): Promise<void> {
+  private async loop(url: string): Promise<void> {
     const longPollMs = this.options.longPollMs ?? 20_000;
     const electionPollMs = this.options.electionPollMs ?? 100;
     const baseRetryMs = this.options.retryDelayMs ?? 100;
     let retryMs = baseRetryMs;
     while (this.running) {
       const known = this.follower.current();
-      const url = this.options.memberUrls[this.memberIndex % this.options.memberUrls.length]!;
       // Without a primary the next change may keep the same term (the promotion entry), so a
       // long-poll on the term would sleep through it: poll quickly until a primary is known.
       const waiting = known.primary !== null;
@@ -72,11 +76,11 @@ export class ApiPollTopology implements Service {
         if (!waiting || outcome === 'unchanged' || outcome === 'stale') await this.sleep(electionPollMs);
       } catch (error) {
         if (!this.running) return;
-        this.logger.debug('api-poll: member unreachable, trying the next', {
+        this.logger.debug('api-poll: member unreachable, retrying it', {
           url,
           error: (error as Error).message,
+          retryMs,
         });
-        this.memberIndex += 1;
         await this.sleep(retryMs);
         retryMs = Math.min(retryMs * 2, 1000);
       }

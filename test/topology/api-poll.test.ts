@@ -64,3 +64,32 @@ test('api-poll never lets a member with an older term move routing back', async 
   await waitFor(() => member.requests.length >= 2, { timeoutMs: 10_000, what: 'the next poll' });
   assert.deepEqual([follower.current().term, follower.current().primary], [5, 'b']);
 });
+
+test('api-poll learns a failover from a live member while another holds its long-poll without answering', async (t) => {
+  // `frozen` stands for a member whose machine froze or was cut off: its connection
+  // stays open and its long-poll never answers. Before, the poller waited on one
+  // member at a time and learned of the failover only at the long-poll timeout (~20 s).
+  const frozen = await fakeMember(view(1, 'a'));
+  const live = await fakeMember(view(1, 'a'));
+  t.after(() => Promise.all([frozen.close(), live.close()]));
+  const follower = new FollowerTopology(view(0, null), silentLogger());
+  const poller = new ApiPollTopology(follower, { memberUrls: [frozen.url, live.url] }, silentLogger());
+  t.after(() => poller.stop());
+  await poller.start();
+  await waitFor(() => follower.current().primary === 'a', { timeoutMs: 10_000, what: 'primary a' });
+  await waitFor(
+    () =>
+      frozen.requests.some((r) => r.includes('waitForTermAbove=1')) &&
+      live.requests.some((r) => r.includes('waitForTermAbove=1')),
+    { timeoutMs: 10_000, what: 'a long-poll parked on each member' },
+  );
+  const changedAt = performance.now();
+  live.set(view(2, 'b'));
+  // Far below the 20 s long-poll that the frozen member holds.
+  await waitFor(() => follower.current().primary === 'b', {
+    timeoutMs: 5000,
+    what: 'primary b from the live member',
+  });
+  assert.ok(performance.now() - changedAt < 5000);
+  assert.equal(follower.current().term, 2);
+});
