@@ -287,6 +287,8 @@ export class PostgresInstance extends EventEmitter<InstanceEvents> {
       await this.waitReady(running, timeoutMs);
       return running;
     }
+    const stale = removeStaleLockFile(this.dataDir);
+    if (stale !== null) this.options.logger.info('removed a stale postmaster.pid', { pid: stale });
     const logFd = openSync(this.options.logFile, 'a');
     let child: ChildProcess;
     try {
@@ -494,6 +496,29 @@ export function readPostmasterPid(dataDir: string): number | null {
   }
   const pid = Number(text.split('\n')[0]);
   return Number.isInteger(pid) && pid > 0 && isPostmasterOf(pid, dataDir) ? pid : null;
+}
+
+/**
+ * Removes `<dataDir>/postmaster.pid` when no live postmaster of this data dir owns it
+ * and returns the pid it named (null when there was nothing to remove). PostgreSQL
+ * removes a stale lock file itself only when its pid is gone: a postmaster killed
+ * with its sidecar stays a zombie until init reaps it, and its pid may be reused by
+ * another cluster's process, and either makes PostgreSQL refuse to start ("lock file
+ * already exists"). Safe: surviving backends of a killed postmaster are still caught
+ * by PostgreSQL's shared-memory check, which keys on the data dir, not on this file.
+ */
+export function removeStaleLockFile(dataDir: string): number | null {
+  const file = path.join(dataDir, 'postmaster.pid');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+  const pid = Number(text.split('\n')[0]);
+  if (Number.isInteger(pid) && pid > 0 && isPostmasterOf(pid, dataDir)) return null;
+  rmSync(file, { force: true });
+  return Number.isInteger(pid) && pid > 0 ? pid : 0;
 }
 
 /**
