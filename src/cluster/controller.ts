@@ -27,6 +27,7 @@ import {
   shouldSelfFence,
   switchoverStep,
   transferTarget,
+  vetoesEveryVote,
 } from './failover-policy.ts';
 import { leaseGate } from './lease-gate.ts';
 import { ClusterMetrics, type ProxyStats } from './metrics.ts';
@@ -503,6 +504,7 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
       appliedPrimary: state.primary,
       following: this.following === undefined ? '?' : this.following,
       diverged: pg === 'stopped' && instance.hasData() && !instance.isStandby(),
+      dataMissing: pg === 'stopped' && !instance.hasData(),
     });
     switch (action.kind) {
       case 'none':
@@ -560,6 +562,20 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
       case 'start-standby': {
         await supervisor.startOnce();
         this.following = action.primary;
+        return;
+      }
+      case 'rebuild': {
+        // Auto-restart off first: a supervisor retry must not start PostgreSQL on a half-copied dir.
+        supervisor.setAutoRestart(false);
+        this.parts.syncStandbys.setEnabled(false);
+        this.log.warn('postgres has no data directory: cloning the primary', {
+          event: 'rebuild',
+          primary: action.primary,
+        });
+        await rebuildFrom(instance, this.targetOf(action.primary));
+        await supervisor.startOnce();
+        this.following = action.primary;
+        this.log.info('rejoined as a backup', { event: 'rejoin', how: 'cloned', primary: action.primary });
         return;
       }
     }
@@ -880,10 +896,18 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
    */
   private voteFitness(): bigint {
     // A primary whose PostgreSQL died cannot know what it acknowledged last: it
-    // votes for nobody, and the backups decide among themselves by their LSNs.
+    // votes for nobody (until a newer promotion replaces it: vetoesEveryVote), and
+    // the backups decide among themselves by their LSNs.
     // One we stopped ourselves (self-fence) stopped taking writes a grace period
     // before: its last view of the backups' flush already bounds what it acknowledged.
-    if (!this.parts.instance.isStandby() && !this.pgHealthy() && !this.selfFenced) return MAX_LSN;
+    const veto = vetoesEveryVote({
+      self: this.self,
+      pgIsStandby: this.parts.instance.isStandby(),
+      pgHealthy: this.pgHealthy(),
+      selfFenced: this.selfFenced,
+      appliedPrimary: this.store.state.primary,
+    });
+    if (veto) return MAX_LSN;
     const probe = this.parts.probe.last();
     let current: bigint | null = null;
     if (probe?.role === 'primary') {

@@ -79,6 +79,33 @@ export function grantVote(ownLsn: bigint | null, candidateLsn: bigint | null): b
   return candidateLsn >= ownLsn;
 }
 
+export interface VetoInput {
+  self: string;
+  /** standby.signal is present (PostgreSQL is, or restarts as, a backup). */
+  pgIsStandby: boolean;
+  pgHealthy: boolean;
+  /** We stopped our own PostgreSQL (self-fence): its last view of the backups' flush bounds what it acknowledged. */
+  selfFenced: boolean;
+  /** The primary of the last applied promotion; null before the first one. */
+  appliedPrimary: string | null;
+}
+
+/**
+ * Whether this voter refuses every candidate (votes as if its LSN were infinite).
+ * Only the primary of the applied promotion whose PostgreSQL died without us stopping
+ * it: it cannot know what it acknowledged last, so the backups decide among
+ * themselves by their LSNs. A former primary that a newer promotion already replaced
+ * (demoted, rewinding, re-cloning: not running, no standby.signal yet) protects
+ * nothing: the new primary's election already covered everything it acknowledged,
+ * and vetoing would deadlock the next election when that new primary dies too
+ * (seen in the flap drill: the old primary mid-rewind and the dead new primary both
+ * refused the last backup, leaving the cluster without a primary).
+ */
+export function vetoesEveryVote(input: VetoInput): boolean {
+  if (input.pgIsStandby || input.pgHealthy || input.selfFenced) return false;
+  return input.appliedPrimary === null || input.appliedPrimary === input.self;
+}
+
 export interface FenceInput {
   /** PostgreSQL is running and not in recovery. */
   pgRunningAsPrimary: boolean;
@@ -116,6 +143,8 @@ export interface FollowerInput {
   following: string | null;
   /** The data directory was last run as a primary that is not the applied one (needs a rewind). */
   diverged: boolean;
+  /** PostgreSQL is stopped and its data directory is gone (a rebuild from a base backup was cut short). */
+  dataMissing?: boolean;
 }
 
 export type FollowerAction =
@@ -127,7 +156,9 @@ export type FollowerAction =
   /** Our PostgreSQL is (or was) a primary of an older term: stop it, pg_rewind from `primary`, start as a standby. */
   | { kind: 'demote'; primary: string }
   /** PostgreSQL is stopped and clean: start it as a standby of `primary`. */
-  | { kind: 'start-standby'; primary: string };
+  | { kind: 'start-standby'; primary: string }
+  /** PostgreSQL is stopped and has no data directory: clone `primary` (base backup), start as its standby. */
+  | { kind: 'rebuild'; primary: string };
 
 /** What a non-leader database member does to its PostgreSQL, given the applied state. */
 export function followerAction(input: FollowerInput): FollowerAction {
@@ -144,6 +175,8 @@ export function followerAction(input: FollowerInput): FollowerAction {
   if (newerTermPending) {
     return input.pg === 'standby' && input.following !== null ? { kind: 'stop-following' } : { kind: 'none' };
   }
+  // A rebuild whose source died mid-copy left no data dir: nothing to rewind or start, only to clone.
+  if (input.pg === 'stopped' && input.dataMissing === true) return { kind: 'rebuild', primary };
   if (input.pg === 'primary' || input.diverged) return { kind: 'demote', primary };
   if (input.pg === 'stopped') return { kind: 'start-standby', primary };
   return input.following === primary ? { kind: 'none' } : { kind: 'follow', primary };

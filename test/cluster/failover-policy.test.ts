@@ -14,6 +14,7 @@ import {
   shouldStepDown,
   switchoverStep,
   transferTarget,
+  vetoesEveryVote,
 } from '../../src/cluster/failover-policy.ts';
 
 const backup = (name: string, lsn: bigint | null, extra: Partial<BackupCandidate> = {}): BackupCandidate => ({
@@ -87,6 +88,18 @@ test('vote restriction: refuse a candidate behind us; a voter without PostgreSQL
   assert.equal(grantVote(null, null), true);
 });
 
+test('veto: only the applied primary whose PostgreSQL died votes for nobody', () => {
+  const dead = { self: 'a', pgIsStandby: false, pgHealthy: false, selfFenced: false, appliedPrimary: 'a' };
+  assert.equal(vetoesEveryVote(dead), true);
+  assert.equal(vetoesEveryVote({ ...dead, appliedPrimary: null }), true, 'before the first promotion');
+  assert.equal(vetoesEveryVote({ ...dead, pgHealthy: true }), false);
+  assert.equal(vetoesEveryVote({ ...dead, selfFenced: true }), false);
+  assert.equal(vetoesEveryVote({ ...dead, pgIsStandby: true }), false);
+  // Replaced by a newer promotion (mid-rewind or re-clone): the new primary's
+  // election covered what it acknowledged; a veto would deadlock the next election.
+  assert.equal(vetoesEveryVote({ ...dead, appliedPrimary: 'b' }), false);
+});
+
 test('self-fence: only after holding the lease and losing it for longer than the grace', () => {
   const fence = {
     pgRunningAsPrimary: true,
@@ -116,6 +129,19 @@ test('follower: follows the applied primary; re-points after a promotion (reload
   assert.deepEqual(followerAction(follower), { kind: 'none' });
   assert.deepEqual(followerAction({ ...follower, following: 'node3' }), { kind: 'follow', primary: 'node1' });
   assert.deepEqual(followerAction({ ...follower, following: null }), { kind: 'follow', primary: 'node1' });
+});
+
+test('a stopped member without a data dir (a rebuild cut short) clones the primary again', () => {
+  // Seen in the flap drill: the rewind source died mid-copy, the data dir was gone, and
+  // starting a standby failed forever on the missing files.
+  assert.deepEqual(followerAction({ ...follower, pg: 'stopped', dataMissing: true }), {
+    kind: 'rebuild',
+    primary: 'node1',
+  });
+  // Not while a newer term waits for its promotion: the source may be the node that just died.
+  assert.deepEqual(followerAction({ ...follower, pg: 'stopped', dataMissing: true, currentTerm: 4 }), {
+    kind: 'none',
+  });
 });
 
 test('fencing (c): a newer term stops streaming from the old primary until its promotion applies', () => {
