@@ -3,7 +3,7 @@
 // Tries each member until one answers; non-leaders forward to the leader.
 import path from 'node:path';
 import { UserError } from '../errors.ts';
-import { requireCluster } from '../local/layout.ts';
+import { nodeHost, requireCluster } from '../local/layout.ts';
 
 export interface AdminTarget {
   dir?: string;
@@ -61,7 +61,7 @@ function resolve(target: AdminTarget): { urls: string[]; token: string } {
   }
   const cluster = requireCluster(path.resolve(target.dir ?? '.pgward'));
   return {
-    urls: cluster.nodes.map((n) => `http://127.0.0.1:${n.apiPort}`),
+    urls: cluster.nodes.map((n) => `http://${nodeHost(n)}:${n.apiPort}`),
     token: target.token ?? cluster.apiToken,
   };
 }

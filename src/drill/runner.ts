@@ -47,6 +47,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillOutcome> {
   const recorder = new HistoryRecorder(nowMs);
   const startedAt = new Date();
   const urls = target.nodeNames().map((n) => target.proxyUrl(n));
+  scenario.precheck?.(target);
 
   try {
     await waitWhole(target, wholeTimeoutMs, log);

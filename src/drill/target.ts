@@ -3,7 +3,8 @@
 // implementation: its sidecar pids, data dirs and ports are on this machine.
 import { readFileSync } from 'node:fs';
 import { UserError } from '../errors.ts';
-import { type LocalCluster, type LocalNode, readState, requireCluster } from '../local/layout.ts';
+import { type LocalCluster, type LocalNode, nodeHost, readState, requireCluster } from '../local/layout.ts';
+import { healNode, isolateNode } from '../local/netns.ts';
 import { isSidecarOf, sendSignal } from '../local/processes.ts';
 import { upLocalCluster } from '../local/up.ts';
 import { isAlive, readPostmasterPid } from '../postgres/instance.ts';
@@ -31,6 +32,13 @@ export interface DrillTarget {
   switchover(to?: string): Promise<string>;
   /** Adds a line to the members' dashboard timelines; best effort. */
   announce(message: string): Promise<void>;
+  /**
+   * Network partition lever, present only when nodes have their own network (netns):
+   * cut `node` off from every other node while clients still reach its proxy.
+   */
+  isolate?(node: string): void;
+  /** Undo isolate(node). */
+  heal?(node: string): void;
 }
 
 const HTTP_TIMEOUT_MS = 2000;
@@ -38,8 +46,17 @@ const HTTP_TIMEOUT_MS = 2000;
 export class LocalClusterTarget implements DrillTarget {
   readonly cluster: LocalCluster;
 
+  /** Only on a `pgward up --netns` cluster: on 127.0.0.1 no rule can tell the nodes apart. */
+  readonly isolate?: (node: string) => void;
+  readonly heal?: (node: string) => void;
+
   constructor(dir: string) {
     this.cluster = requireCluster(dir);
+    const network = this.cluster.network;
+    if (network !== undefined) {
+      this.isolate = (node) => isolateNode(network, this.node(node).name);
+      this.heal = (node) => healNode(network, this.node(node).name);
+    }
   }
 
   get name(): string {
@@ -51,24 +68,36 @@ export class LocalClusterTarget implements DrillTarget {
   }
 
   proxyUrl(node: string): string {
-    return `postgres://postgres@127.0.0.1:${this.node(node).proxyPort}/postgres`;
+    const found = this.node(node);
+    return `postgres://postgres@${nodeHost(found)}:${found.proxyPort}/postgres`;
   }
 
+  /** The newest view among the members that answer: an isolated old primary still answers with its old term. */
   async status(): Promise<TargetStatus | null> {
-    for (const node of this.cluster.nodes) {
-      try {
-        const res = await fetch(`http://127.0.0.1:${node.apiPort}/cluster`, {
-          signal: AbortSignal.timeout(HTTP_TIMEOUT_MS),
-        });
-        if (!res.ok) continue;
-        const body = (await res.json()) as { term?: unknown; primary?: unknown };
-        if (typeof body.term !== 'number') continue;
-        return { term: body.term, primary: typeof body.primary === 'string' ? body.primary : null };
-      } catch {
-        // The next member may answer.
+    const views = await Promise.all(
+      this.cluster.nodes.map(async (node): Promise<TargetStatus | null> => {
+        try {
+          const res = await fetch(`${apiUrl(node)}/cluster`, {
+            signal: AbortSignal.timeout(HTTP_TIMEOUT_MS),
+          });
+          if (!res.ok) return null;
+          const body = (await res.json()) as { term?: unknown; primary?: unknown };
+          if (typeof body.term !== 'number') return null;
+          return { term: body.term, primary: typeof body.primary === 'string' ? body.primary : null };
+        } catch {
+          return null;
+        }
+      }),
+    );
+    let best: TargetStatus | null = null;
+    for (const view of views) {
+      if (view === null) continue;
+      // Same term: a view that knows the primary beats one that does not (yet).
+      if (best === null || view.term > best.term || (view.term === best.term && best.primary === null)) {
+        best = view;
       }
     }
-    return null;
+    return best;
   }
 
   async whole(): Promise<{ whole: boolean; detail: string }> {
@@ -76,7 +105,7 @@ export class LocalClusterTarget implements DrillTarget {
       this.cluster.nodes.map(async (node) => {
         const get = async (path: string) => {
           try {
-            const res = await fetch(`http://127.0.0.1:${node.apiPort}${path}`, {
+            const res = await fetch(`${apiUrl(node)}${path}`, {
               signal: AbortSignal.timeout(HTTP_TIMEOUT_MS),
             });
             await res.body?.cancel();
@@ -122,7 +151,7 @@ export class LocalClusterTarget implements DrillTarget {
     let last = 'no member answered';
     for (const node of this.cluster.nodes) {
       try {
-        const res = await fetch(`http://127.0.0.1:${node.apiPort}/switchover`, {
+        const res = await fetch(`${apiUrl(node)}/switchover`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', authorization: `Bearer ${this.cluster.apiToken}` },
           body: JSON.stringify(to === undefined ? {} : { to }),
@@ -145,7 +174,7 @@ export class LocalClusterTarget implements DrillTarget {
   async announce(message: string): Promise<void> {
     await Promise.all(
       this.cluster.nodes.map((node) =>
-        fetch(`http://127.0.0.1:${node.apiPort}/events`, {
+        fetch(`${apiUrl(node)}/events`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', authorization: `Bearer ${this.cluster.apiToken}` },
           body: JSON.stringify({ kind: 'drill', message: message.slice(0, 500) }),
@@ -167,6 +196,10 @@ export class LocalClusterTarget implements DrillTarget {
     }
     return node;
   }
+}
+
+function apiUrl(node: LocalNode): string {
+  return `http://${nodeHost(node)}:${node.apiPort}`;
 }
 
 /** Direct children of `pid` (PostgreSQL's backends and auxiliary processes), from /proc. */

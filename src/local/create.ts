@@ -6,6 +6,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { UserError } from '../errors.ts';
 import { clusterFile, type LocalCluster, type LocalNode, readCluster, writeJsonAtomic } from './layout.ts';
+import { allocateNetwork, requireNetns } from './netns.ts';
 
 export interface CreateOptions {
   dir: string;
@@ -14,6 +15,8 @@ export interface CreateOptions {
   port: number;
   /** Per-node config additions, deep-merged over the generated config (tests use it). */
   overrides?: Record<string, unknown>;
+  /** One network namespace per node on a private bridge (root only); else all on 127.0.0.1. */
+  netns?: boolean;
 }
 
 export const MAX_LOCAL_NODES = 9;
@@ -71,6 +74,7 @@ export async function createLocalCluster(options: CreateOptions): Promise<LocalC
     );
   }
   const n = options.nodes;
+  if (options.netns) requireNetns();
   let clientPorts: number[];
   if (options.port === 0) {
     clientPorts = await freePorts(2 * n);
@@ -99,8 +103,10 @@ export async function createLocalCluster(options: CreateOptions): Promise<LocalC
   // PostgreSQL runs as another user below this directory: it must be traversable.
   chmodSync(dir, 0o755);
   const name = `local-${randomBytes(3).toString('hex')}`;
-  const nodes: LocalNode[] = Array.from({ length: n }, (_, i) => {
-    const nodeName = `node${i + 1}`;
+  const nodeNames = Array.from({ length: n }, (_, i) => `node${i + 1}`);
+  // Ports stay distinct across nodes even with an address each: one list of ports to read.
+  const network = options.netns ? allocateNetwork(name, nodeNames) : undefined;
+  const nodes: LocalNode[] = nodeNames.map((nodeName, i) => {
     const nodeDir = path.join(dir, nodeName);
     return {
       name: nodeName,
@@ -112,6 +118,7 @@ export async function createLocalCluster(options: CreateOptions): Promise<LocalC
       pgPort: internal[i]!,
       apiPort: internal[n + i]!,
       raftPort: internal[2 * n + i]!,
+      host: network?.nodes[nodeName]?.address ?? '127.0.0.1',
     };
   });
   const cluster: LocalCluster = {
@@ -121,11 +128,12 @@ export async function createLocalCluster(options: CreateOptions): Promise<LocalC
     primary: 'node1',
     apiToken: randomBytes(16).toString('hex'),
     nodes,
+    ...(network === undefined ? {} : { network }),
   };
   const secret = randomBytes(24).toString('hex');
   const members = nodes.map((node) => ({
     name: node.name,
-    host: '127.0.0.1',
+    host: node.host,
     raftPort: node.raftPort,
     apiPort: node.apiPort,
     pgPort: node.pgPort,
@@ -140,10 +148,16 @@ export async function createLocalCluster(options: CreateOptions): Promise<LocalC
         node: { name: node.name, dataDir: node.dir },
         members,
         bootstrap: { primary: cluster.primary },
-        postgres: { dataDir: node.pgDataDir, port: node.pgPort },
-        proxy: { host: '127.0.0.1', port: node.proxyPort, readOnlyPort: node.readOnlyPort },
-        raft: { host: '127.0.0.1', port: node.raftPort },
-        api: { host: '127.0.0.1', port: node.apiPort, token: cluster.apiToken },
+        postgres: {
+          dataDir: node.pgDataDir,
+          host: node.host,
+          port: node.pgPort,
+          // Peers and the root namespace reach PostgreSQL over the private bridge, not loopback.
+          ...(network === undefined ? {} : { trustNetworks: [network.cidr] }),
+        },
+        proxy: { host: node.host, port: node.proxyPort, readOnlyPort: node.readOnlyPort },
+        raft: { host: node.host, port: node.raftPort },
+        api: { host: node.host, port: node.apiPort, token: cluster.apiToken },
       },
       options.overrides ?? {},
     );

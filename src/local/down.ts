@@ -2,7 +2,8 @@
 // their PostgreSQL themselves; past the bound they are killed and any postmaster
 // left is stopped by pid (fast, then immediate, then SIGKILL). Verified by pid.
 import { isPostmasterOf, queryOnce, readPostmasterPid } from '../postgres/instance.ts';
-import { type LocalCluster, readState, writeState } from './layout.ts';
+import { type LocalCluster, nodeHost, readState, writeState } from './layout.ts';
+import { removeNetwork } from './netns.ts';
 import { isSidecarOf, sendSignal, waitAllExit } from './processes.ts';
 
 /** Nodes whose PostgreSQL runs as a primary right now (empty when none answers). */
@@ -13,7 +14,7 @@ async function primaryNodes(cluster: LocalCluster): Promise<string[]> {
       try {
         const rows = await queryOnce<{ primary: boolean }>(
           {
-            host: '127.0.0.1',
+            host: nodeHost(node),
             port: node.pgPort,
             user: 'postgres',
             database: 'postgres',
@@ -98,5 +99,11 @@ export async function downLocalCluster(
   }
   if (left.length > 0) throw new Error(`postmasters ${left.join(', ')} survived SIGKILL`);
   writeState(cluster.dir, { sidecars: {} });
+  // Nothing runs in the namespaces any more: remove them, their veths and the bridge.
+  if (cluster.network !== undefined) {
+    const problems = removeNetwork(cluster.network);
+    if (problems.length > 0) throw new Error(`could not remove ${problems.join(', ')}`);
+    log(`removed the network namespaces and bridge ${cluster.network.bridge}`);
+  }
   return { stopped: [...sidecars, ...postmasters] };
 }

@@ -4,9 +4,12 @@
 //   DIR/<node>/config.yaml  that node's sidecar configuration
 //   DIR/<node>/sidecar.log  the sidecar's JSON log; postgres.log beside it
 //   DIR/<node>/pgdata       its PostgreSQL data directory
+// With `--netns`, cluster.json also records the network (namespaces, veths, bridge,
+// addresses): the root namespace reaches each node at its own address.
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
+import type { NetnsNetwork } from './netns-plan.ts';
 
 export interface LocalNode {
   name: string;
@@ -20,6 +23,8 @@ export interface LocalNode {
   apiPort: number;
   /** Reserved for the Raft transport. */
   raftPort: number;
+  /** Where every listener of the node binds; absent (older layouts): 127.0.0.1. */
+  host?: string;
 }
 
 export interface LocalCluster {
@@ -29,6 +34,8 @@ export interface LocalCluster {
   primary: string;
   apiToken: string;
   nodes: LocalNode[];
+  /** Set for `pgward up --netns`: each node runs in its own network namespace. */
+  network?: NetnsNetwork;
 }
 
 export interface LocalState {
@@ -78,7 +85,17 @@ export function writeJsonAtomic(file: string, value: unknown): void {
   renameSync(tmp, file);
 }
 
+/** The address the node listens on, reachable from the root namespace. */
+export function nodeHost(node: LocalNode): string {
+  return node.host ?? '127.0.0.1';
+}
+
+/** The node's network namespace, or null when it runs in the root namespace. */
+export function nodeNamespace(cluster: LocalCluster, node: LocalNode): string | null {
+  return cluster.network?.nodes[node.name]?.namespace ?? null;
+}
+
 /** The URL clients use: node1's proxy. */
 export function connectionUrl(cluster: LocalCluster, node = cluster.nodes[0]!): string {
-  return `postgres://postgres@127.0.0.1:${node.proxyPort}/postgres`;
+  return `postgres://postgres@${nodeHost(node)}:${node.proxyPort}/postgres`;
 }

@@ -8,11 +8,18 @@ import { type LocalNode, sidecarLog } from './layout.ts';
 const PGWARD_BIN = fileURLToPath(new URL('../../bin/pgward.js', import.meta.url));
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** Starts `pgward start --config` for one node, detached (its own session), logging to sidecar.log. */
-export function spawnSidecar(node: LocalNode): number {
+/**
+ * Starts `pgward start --config` for one node, detached (its own session), logging to
+ * sidecar.log; with a namespace, through `ip netns exec` (which execs in place, so the
+ * pid is the sidecar's and PostgreSQL, a child, runs in the namespace too).
+ */
+export function spawnSidecar(node: LocalNode, namespace: string | null = null): number {
   const logFd = openSync(sidecarLog(node), 'a');
   try {
-    const child = spawn(process.execPath, [PGWARD_BIN, 'start', '--config', node.configFile], {
+    const argv = [process.execPath, PGWARD_BIN, 'start', '--config', node.configFile];
+    const [command, args] =
+      namespace === null ? [argv[0]!, argv.slice(1)] : ['ip', ['netns', 'exec', namespace, ...argv]];
+    const child = spawn(command, args, {
       cwd: REPO_ROOT,
       detached: true,
       stdio: ['ignore', logFd, logFd],

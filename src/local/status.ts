@@ -2,7 +2,7 @@
 import type { ClusterStatus, NodeStatus } from '../api/status.ts';
 import { readPostmasterPid } from '../postgres/instance.ts';
 import { lagBytes, parseLsn } from '../postgres/lsn.ts';
-import { type LocalCluster, readState } from './layout.ts';
+import { type LocalCluster, nodeHost, readState } from './layout.ts';
 import { isSidecarOf } from './processes.ts';
 
 const FETCH_TIMEOUT_MS = 2000;
@@ -20,7 +20,7 @@ async function fetchStatus(url: string): Promise<ClusterStatus | null> {
 export async function collectStatus(cluster: LocalCluster): Promise<ClusterStatus> {
   const state = readState(cluster.dir);
   const reports = await Promise.all(
-    cluster.nodes.map((node) => fetchStatus(`http://127.0.0.1:${node.apiPort}`)),
+    cluster.nodes.map((node) => fetchStatus(`http://${nodeHost(node)}:${node.apiPort}`)),
   );
   const nodes: NodeStatus[] = cluster.nodes.map((node, i) => {
     const own = reports[i]?.nodes.find((n) => n.name === node.name);
@@ -33,10 +33,10 @@ export async function collectStatus(cluster: LocalCluster): Promise<ClusterStatu
     return {
       name: node.name,
       role: sidecarAlive || postmasterPid !== null ? 'unknown' : 'down',
-      sidecar: { pid: sidecarAlive ? sidecarPid! : null, api: `http://127.0.0.1:${node.apiPort}` },
-      proxy: { host: '127.0.0.1', port: node.proxyPort, readOnlyPort: node.readOnlyPort },
+      sidecar: { pid: sidecarAlive ? sidecarPid! : null, api: `http://${nodeHost(node)}:${node.apiPort}` },
+      proxy: { host: nodeHost(node), port: node.proxyPort, readOnlyPort: node.readOnlyPort },
       postgres: {
-        host: '127.0.0.1',
+        host: nodeHost(node),
         port: node.pgPort,
         pid: postmasterPid,
         dataDir: node.pgDataDir,

@@ -5,7 +5,8 @@ import { loadConfig } from '../config/load.ts';
 import { UserError } from '../errors.ts';
 import { queryOnce } from '../postgres/instance.ts';
 import { createLocalCluster } from './create.ts';
-import { type LocalCluster, readCluster, readState, writeState } from './layout.ts';
+import { type LocalCluster, nodeHost, nodeNamespace, readCluster, readState, writeState } from './layout.ts';
+import { ensureNetwork } from './netns.ts';
 import { isSidecarOf, logTail, spawnSidecar } from './processes.ts';
 
 export interface UpOptions {
@@ -18,6 +19,8 @@ export interface UpOptions {
   timeoutMs?: number;
   /** First run only: per-node config additions (tests). */
   overrides?: Record<string, unknown>;
+  /** First run only: one network namespace per node (root only); later runs keep what the dir has. */
+  netns?: boolean;
   log?: (line: string) => void;
 }
 
@@ -45,6 +48,7 @@ export async function upLocalCluster(options: UpOptions): Promise<UpResult> {
       nodes: options.nodes ?? DEFAULT_NODES,
       port: options.port ?? DEFAULT_PORT,
       ...(options.overrides ? { overrides: options.overrides } : {}),
+      ...(options.netns ? { netns: true } : {}),
     });
     created = true;
     log(`created a ${cluster.nodes.length}-node cluster '${cluster.name}' in ${dir}`);
@@ -53,14 +57,21 @@ export async function upLocalCluster(options: UpOptions): Promise<UpResult> {
       `the cluster in ${dir} has ${cluster.nodes.length} nodes, not ${options.nodes}`,
       `omit --nodes to restart it, or use another --dir for a new cluster`,
     );
+  } else if (options.netns && cluster.network === undefined) {
+    throw new UserError(
+      `the cluster in ${dir} was created without --netns (all nodes on 127.0.0.1)`,
+      `omit --netns to restart it, or use another --dir for a namespaced cluster`,
+    );
   }
   const state = readState(dir);
   const toStart = cluster.nodes.filter((node) => !isSidecarOf(state.sidecars[node.name], node));
   if (toStart.length === 0) {
     return { cluster, created, alreadyRunning: true, started: [] };
   }
+  // Namespaces do not survive a reboot, and a failed `up` may have left half of them.
+  if (cluster.network !== undefined) ensureNetwork(cluster.network);
   for (const node of toStart) {
-    state.sidecars[node.name] = spawnSidecar(node);
+    state.sidecars[node.name] = spawnSidecar(node, nodeNamespace(cluster, node));
     log(`started ${node.name} (sidecar pid ${state.sidecars[node.name]})`);
   }
   writeState(dir, state);
@@ -69,10 +80,10 @@ export async function upLocalCluster(options: UpOptions): Promise<UpResult> {
 }
 
 /** The proxy the printed URL names (node1's), or null when its proxy is disabled. */
-function clientProxy(cluster: LocalCluster): { name: string; port: number } | null {
+function clientProxy(cluster: LocalCluster): { name: string; host: string; port: number } | null {
   const node = cluster.nodes[0]!;
   const config = loadConfig({ file: node.configFile, env: {} });
-  return config.proxy.enabled ? { name: node.name, port: node.proxyPort } : null;
+  return config.proxy.enabled ? { name: node.name, host: nodeHost(node), port: node.proxyPort } : null;
 }
 
 /**
@@ -96,7 +107,7 @@ export async function waitForWrites(cluster: LocalCluster, timeoutMs: number): P
     for (const node of cluster.nodes) {
       try {
         const config = {
-          host: '127.0.0.1',
+          host: nodeHost(node),
           port: node.pgPort,
           user: 'postgres',
           database: 'postgres',
@@ -120,7 +131,7 @@ export async function waitForWrites(cluster: LocalCluster, timeoutMs: number): P
         const proxy = clientProxy(cluster);
         if (proxy !== null) {
           lastProblem = `${proxy.name}'s proxy on port ${proxy.port} does not take writes yet`;
-          await queryOnce({ ...config, port: proxy.port }, 'SELECT pg_current_xact_id()');
+          await queryOnce({ ...config, host: proxy.host, port: proxy.port }, 'SELECT pg_current_xact_id()');
         }
         return;
       } catch (error) {

@@ -16,6 +16,11 @@ export const postgresConfigSchema = z
     replicationUser: z.string().default('pgward_replicator'),
     /** Password of superuser and replicationUser (loopback connections use trust and need none). */
     password: z.string().optional(),
+    /** IPv4 networks PostgreSQL trusts like loopback (no password); `pgward up --netns` sets its private bridge. */
+    trustNetworks: z
+      .array(z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'an IPv4 CIDR such as 10.64.1.0/24'))
+      .max(16)
+      .default([]),
     /** How often the sidecar probes its PostgreSQL. */
     probeIntervalMs: z.number().int().min(10).default(100),
     /** Consecutive failed probes after which PostgreSQL counts as down. */

@@ -21,6 +21,8 @@ export interface InstanceOptions {
   superuser: string;
   replicationUser: string;
   password?: string | undefined;
+  /** Networks trusted like loopback in pg_hba.conf (a private bridge of namespaced nodes). */
+  trustNetworks?: string[];
   /** pgward cluster name: stamped into the data dir so another cluster's dir is refused. */
   clusterName: string;
   /** This node's name: the application_name it streams under (synchronous_standby_names uses it). */
@@ -225,12 +227,16 @@ export class PostgresInstance extends EventEmitter<InstanceEvents> {
     this.writeOwned(
       'pg_hba.conf',
       [
-        '# Written by pgward: trust on loopback (the local cluster), SCRAM elsewhere.',
+        '# Written by pgward: trust on loopback and postgres.trustNetworks (the local cluster), SCRAM elsewhere.',
         'local all all trust',
         'host all all 127.0.0.1/32 trust',
         'host all all ::1/128 trust',
         'host replication all 127.0.0.1/32 trust',
         'host replication all ::1/128 trust',
+        ...(o.trustNetworks ?? []).flatMap((cidr) => [
+          `host all all ${cidr} trust`,
+          `host replication all ${cidr} trust`,
+        ]),
         'host all all 0.0.0.0/0 scram-sha-256',
         'host replication all 0.0.0.0/0 scram-sha-256',
         '',

@@ -110,6 +110,7 @@ export class Sidecar implements Service {
       superuser: config.postgres.superuser,
       replicationUser: config.postgres.replicationUser,
       password: config.postgres.password,
+      trustNetworks: config.postgres.trustNetworks,
       clusterName: config.cluster.name,
       nodeName: config.node.name,
       parameters: config.postgres.parameters,

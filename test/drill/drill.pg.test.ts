@@ -45,8 +45,3 @@ test('drills: each scenario once against a live cluster passes the checker', {
     });
   }
 });
-
-test('partition-primary refuses a local cluster with a message saying what to run instead', async () => {
-  const scenario = findScenario('partition-primary')!;
-  await assert.rejects(scenario.run({} as never), /cannot run against a local cluster/);
-});

@@ -11,6 +11,9 @@
 // Options: `nodes` (default 3), `durability` ('block' | 'degrade'), `config` (deep-
 // merged into every node's generated config.yaml before the first start, e.g.
 // `{ postgres: { probeIntervalMs: 50 } }`), `timeoutMs` (bound on `up`, default 180 s).
+// `netns: true` puts each node in its own network namespace (`pgward up --netns`, root
+// only; check netnsUnavailable() first): node URLs then use the node's address, and
+// `isolate(node)` / `heal(node)` cut it off from the other nodes and back.
 // `down()` stops every process but keeps the data; `up()` starts it again with the
 // same ports; `stop()` is `down()` + removing the dir and is safe to call twice; the
 // nodes' logs are kept in test-artifacts/clusters/<cluster name>/.
@@ -27,7 +30,8 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { ClusterStatus } from '../../src/api/status.ts';
 import { createLocalCluster } from '../../src/local/create.ts';
-import { type LocalCluster, readState } from '../../src/local/layout.ts';
+import { type LocalCluster, nodeHost, readState } from '../../src/local/layout.ts';
+import { healNode, isolateNode, removeNetwork } from '../../src/local/netns.ts';
 import { isSidecarOf } from '../../src/local/processes.ts';
 import { collectStatus } from '../../src/local/status.ts';
 import { readPostmasterPid } from '../../src/postgres/instance.ts';
@@ -43,6 +47,8 @@ export interface StartClusterOptions {
   config?: Record<string, unknown>;
   /** Bound on `pgward up --detach` (default 180 s). */
   timeoutMs?: number;
+  /** One network namespace per node (root only). */
+  netns?: boolean;
 }
 
 export interface TestNode {
@@ -55,6 +61,8 @@ export interface TestNode {
   proxyPort: number;
   readOnlyPort: number;
   apiUrl: string;
+  /** The address every listener of the node binds to (127.0.0.1 unless netns). */
+  host: string;
   apiPort: number;
   raftPort: number;
   configFile: string;
@@ -85,6 +93,9 @@ export interface TestCluster {
   ): Promise<Row[]>;
   client(node: TestNode | string): Promise<pg.Client>;
   pgward(...args: string[]): Promise<CliResult>;
+  /** netns clusters only: drop all traffic between `node` and the other nodes (clients still reach it). */
+  isolate(node: TestNode | string): void;
+  heal(node: TestNode | string): void;
   up(): Promise<void>;
   down(): Promise<void>;
   stop(): Promise<void>;
@@ -127,14 +138,16 @@ function keepLogs(local: LocalCluster): void {
 }
 
 function toTestNode(cluster: LocalCluster, n: LocalCluster['nodes'][number]): TestNode {
+  const host = nodeHost(n);
   return {
     name: n.name,
-    proxyUrl: `postgres://postgres@127.0.0.1:${n.proxyPort}/postgres`,
-    pgUrl: `postgres://postgres@127.0.0.1:${n.pgPort}/postgres`,
+    proxyUrl: `postgres://postgres@${host}:${n.proxyPort}/postgres`,
+    pgUrl: `postgres://postgres@${host}:${n.pgPort}/postgres`,
     pgPort: n.pgPort,
     proxyPort: n.proxyPort,
     readOnlyPort: n.readOnlyPort,
-    apiUrl: `http://127.0.0.1:${n.apiPort}`,
+    apiUrl: `http://${host}:${n.apiPort}`,
+    host,
     apiPort: n.apiPort,
     raftPort: n.raftPort,
     configFile: n.configFile,
@@ -155,7 +168,13 @@ export async function startLocalCluster(options: StartClusterOptions = {}): Prom
   if (options.durability !== undefined) overrides.durability = options.durability;
   let local: LocalCluster;
   try {
-    local = await createLocalCluster({ dir, nodes: options.nodes ?? 3, port: 0, overrides });
+    local = await createLocalCluster({
+      dir,
+      nodes: options.nodes ?? 3,
+      port: 0,
+      overrides,
+      ...(options.netns ? { netns: true } : {}),
+    });
   } catch (error) {
     removeTempDir(dir);
     throw error;
@@ -168,7 +187,7 @@ export async function startLocalCluster(options: StartClusterOptions = {}): Prom
     return found;
   };
   const clientConfig = (node: TestNode | string): pg.ClientConfig => ({
-    host: '127.0.0.1',
+    host: byName(node).host,
     port: byName(node).pgPort,
     user: 'postgres',
     database: 'postgres',
@@ -200,6 +219,14 @@ export async function startLocalCluster(options: StartClusterOptions = {}): Prom
       return client;
     },
     pgward: (...args) => runPgward(args),
+    isolate(node) {
+      if (local.network === undefined) throw new Error('isolate needs a netns cluster');
+      isolateNode(local.network, byName(node).name);
+    },
+    heal(node) {
+      if (local.network === undefined) throw new Error('heal needs a netns cluster');
+      healNode(local.network, byName(node).name);
+    },
     async up() {
       const result = await runPgward(
         ['up', '--detach', '--dir', dir, '--timeout', String(options.timeoutMs ?? 180_000)],
@@ -223,6 +250,8 @@ export async function startLocalCluster(options: StartClusterOptions = {}): Prom
       } finally {
         keepLogs(local);
         removeTempDir(dir);
+        // `down` removes the network; this catches a down that failed half-way.
+        if (local.network !== undefined) removeNetwork(local.network);
       }
     },
   };

@@ -3,7 +3,13 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { UserError } from '../../errors.ts';
 import { downLocalCluster } from '../../local/down.ts';
-import { connectionUrl, type LocalCluster, readCluster, requireCluster } from '../../local/layout.ts';
+import {
+  connectionUrl,
+  type LocalCluster,
+  nodeHost,
+  readCluster,
+  requireCluster,
+} from '../../local/layout.ts';
 import { collectStatus, formatStatusTable } from '../../local/status.ts';
 import { DEFAULT_NODES, DEFAULT_PORT, upLocalCluster } from '../../local/up.ts';
 
@@ -22,7 +28,7 @@ function printConnection(cluster: LocalCluster): void {
   const primary = cluster.nodes.find((n) => n.name === cluster.primary) ?? cluster.nodes[0]!;
   process.stdout.write(
     `connect: psql ${connectionUrl(cluster)}\n` +
-      `  (proxy of ${cluster.nodes[0]!.name}; PostgreSQL of the primary directly: postgres://postgres@127.0.0.1:${primary.pgPort}/postgres)\n` +
+      `  (proxy of ${cluster.nodes[0]!.name}; PostgreSQL of the primary directly: postgres://postgres@${nodeHost(primary)}:${primary.pgPort}/postgres)\n` +
       `status: npx pgward status --dir ${cluster.dir}    stop: npx pgward down --dir ${cluster.dir}\n`,
   );
 }
@@ -42,10 +48,21 @@ export function register(program: Command): void {
       `node1's proxy port, first run only; 0 = free ports (default ${DEFAULT_PORT})`,
       integer('--port'),
     )
+    .option(
+      '--netns',
+      'first run only, root: each node in its own network namespace on a private bridge (for partition drills)',
+    )
     .option('--detach', 'return once the cluster accepts writes instead of staying in the foreground')
     .option('--timeout <ms>', 'bound on waiting for writes', integer('--timeout'), 180_000)
     .action(
-      async (options: { nodes?: number; dir: string; port?: number; detach?: boolean; timeout: number }) => {
+      async (options: {
+        nodes?: number;
+        dir: string;
+        port?: number;
+        netns?: boolean;
+        detach?: boolean;
+        timeout: number;
+      }) => {
         const dir = path.resolve(options.dir);
         const log = (line: string) => process.stderr.write(`${line}\n`);
         let result: Awaited<ReturnType<typeof upLocalCluster>>;
@@ -54,6 +71,7 @@ export function register(program: Command): void {
             dir,
             nodes: options.nodes,
             port: options.port,
+            ...(options.netns ? { netns: true } : {}),
             timeoutMs: options.timeout,
             log,
           });

@@ -20,6 +20,8 @@ export interface Injected {
 export interface Scenario {
   name: string;
   description: string;
+  /** Throws a UserError when the target lacks a lever the scenario needs; runs before any write. */
+  precheck?(target: DrillTarget): void;
   /** Run the fault (and, for compound scenarios, wait in between); return how to heal. */
   run(ctx: ScenarioContext): Promise<Injected>;
 }
