@@ -6,7 +6,7 @@
 // gate is shut.
 import type { ClusterState } from './state-machine.ts';
 import { clusterViewOf } from './state-machine.ts';
-import type { ClusterView, TopologySource } from './view.ts';
+import type { ClusterView, Endpoint, TopologySource } from './view.ts';
 
 export interface LocalKnowledge {
   state: ClusterState;
@@ -27,6 +27,8 @@ export class RaftTopology implements TopologySource {
 
   private cached: ClusterView | null = null;
   private cachedUntilMs = Number.NEGATIVE_INFINITY;
+  /** The primary this knowledge vouches for (see vouchedPrimary), computed with `cached`. */
+  private cachedVouched: string | null = null;
 
   constructor(
     private readonly knowledge: () => LocalKnowledge,
@@ -37,6 +39,22 @@ export class RaftTopology implements TopologySource {
     const primaryIsSelf = k.state.primary === k.self;
     const routable = primaryIsSelf ? k.isLeader && k.leaseGateOpen : k.leaderHeardRecently && !k.isLeader;
     return clusterViewOf(k.state, { currentTerm: k.currentTerm, primaryRoutable: routable });
+  }
+
+  /**
+   * The primary whose open transactions may go on: the promoted primary of the
+   * current term while the evidence that makes it routable holds (its lease on
+   * itself, leader contact elsewhere). Unlike the view's `primary`, a switchover in
+   * progress does not clear it: the switchover holds new transactions and lets the
+   * running ones finish. Null when the term is not vouched for: a sidecar woken
+   * after a freeze longer than its lease, or one cut off from the leader.
+   */
+  static vouchedPrimary(k: LocalKnowledge): string | null {
+    const primary = k.state.primary;
+    if (primary === null || k.state.promotedTerm !== k.currentTerm) return null;
+    const routable =
+      primary === k.self ? k.isLeader && k.leaseGateOpen : k.leaderHeardRecently && !k.isLeader;
+    return routable ? primary : null;
   }
 
   /**
@@ -52,7 +70,15 @@ export class RaftTopology implements TopologySource {
   private recompute(): void {
     const knowledge = this.knowledge();
     this.cached = RaftTopology.compute(knowledge);
+    this.cachedVouched = RaftTopology.vouchedPrimary(knowledge);
     this.cachedUntilMs = knowledge.viewValidUntilMs;
+  }
+
+  mayContinue(term: number, endpoint: Endpoint): boolean {
+    const view = this.current();
+    if (this.cachedVouched === null || term !== view.term) return false;
+    const at = view.members.find((m) => m.name === this.cachedVouched)?.postgres;
+    return at != null && at.host === endpoint.host && at.port === endpoint.port;
   }
 
   subscribe(listener: (view: ClusterView) => void): () => void {

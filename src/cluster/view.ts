@@ -35,6 +35,14 @@ export interface TopologySource {
   current(): ClusterView;
   /** Called on every change; returns an unsubscribe function. */
   subscribe(listener: (view: ClusterView) => void): () => void;
+  /**
+   * Whether a transaction already open on `endpoint` under `term` may go on: the
+   * endpoint is the primary of `term` and this source still holds evidence that
+   * `term` is current (the lease on the primary itself, contact with the leader
+   * elsewhere), also while new transactions are held (a switchover drains them).
+   * A source without this method fences by term only: open transactions go on.
+   */
+  mayContinue?(term: number, endpoint: Endpoint): boolean;
 }
 
 /** A topology source that never changes: the fixed primary before failover exists, and tests. */

@@ -74,6 +74,8 @@ const CLIENT_STREAM_THRESHOLD_BYTES = 256 * 1024;
 const MAX_BATCH_BYTES = 1024 * 1024;
 /** How often a request waiting for an unreachable primary retries the connection. */
 const RECONNECT_RETRY_MS = 100;
+/** How often a request held in an open transaction re-checks (the lease runs out between topology changes). */
+const IN_TRANSACTION_RECHECK_MS = 20;
 
 const STATUS_BYTE: Record<TransactionStatus, WireStatus> = {
   I: WireStatus.Idle,
@@ -476,8 +478,79 @@ export class ClientSession implements SessionInfo, BackendSink {
   }
 
   private dispatch(request: ClientRequest, frames: MessageFrame[]): Promise<void> | undefined {
+    const backend = this.backend;
+    if (backend !== null && this.mustHoldInTransaction(backend))
+      return this.holdInTransaction(backend, request, frames);
+    return this.dispatchNow(request, frames);
+  }
+
+  private dispatchNow(request: ClientRequest, frames: MessageFrame[]): Promise<void> | undefined {
     if (!this.hooks.interceptsRequests) return this.forwardDefault(frames, request);
     return this.dispatchToHooks(request, frames);
+  }
+
+  /**
+   * A transaction is open on `backend`, but this proxy can no longer vouch that its
+   * PostgreSQL may write in the backend's term: a primary's sidecar woken from a
+   * freeze longer than its lease (its first client bytes are read before any timer
+   * or peer message tells it the term moved on), or a proxy cut off from the leader.
+   */
+  private mustHoldInTransaction(backend: BackendConnection): boolean {
+    return (
+      this.port === 'write' &&
+      this.transactionStatus !== 'I' &&
+      !this.host.mayContinue(backend.term, backend.endpoint)
+    );
+  }
+
+  /**
+   * Holds the request (bounded like any hold) until the term is vouched for again
+   * (the lease came back: it goes on) or the transaction is lost: the term moved,
+   * the backend was fenced, and the request gets the aborted-by-failover answer
+   * (40001; nothing committed, the COMMIT never left the proxy). Past the bound the
+   * transaction is given up the same way. Never forwarded meanwhile: a COMMIT sent
+   * by a zombie would at best hang on synchronous replication and end as 08007.
+   */
+  private async holdInTransaction(
+    backend: BackendConnection,
+    request: ClientRequest,
+    frames: MessageFrame[],
+  ): Promise<void> {
+    const bytes = frames.reduce((n, f) => n + f.end - f.start, 0);
+    // A lost backend's verdict is applied asynchronously: wait for it, do not attach a new one.
+    const ready = () =>
+      this.phase === 'closed' ||
+      this.aborted !== null ||
+      (this.backend === backend
+        ? this.host.mayContinue(backend.term, backend.endpoint)
+        : this.transactionStatus === 'I');
+    this.holdAbort = new AbortController();
+    try {
+      const deadlineMs = Date.now() + this.host.config.holdTimeoutMs;
+      await this.host.holds.hold(bytes, deadlineMs, this.holdAbort.signal, ready, IN_TRANSACTION_RECHECK_MS);
+    } catch {
+      if (this.phase === 'closed') return;
+      if (this.backend === backend) {
+        this.backend = null;
+        backend.detach();
+        backend.close('connection-lost');
+      }
+      if (this.aborted === null) {
+        this.aborted = new AbortedTransaction(true);
+        this.transactionStatus = 'E';
+      }
+    } finally {
+      this.holdAbort = null;
+    }
+    if (this.phase === 'closed') return;
+    if (this.aborted !== null) {
+      const aborted = this.aborted;
+      this.answerAborted(
+        request.kind === 'query' ? aborted.answerQuery(request.sql) : aborted.answerBatch(frames),
+      );
+      return;
+    }
+    return this.dispatchNow(request, frames);
   }
 
   private async dispatchToHooks(request: ClientRequest, frames: MessageFrame[]): Promise<void> {

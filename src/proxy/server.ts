@@ -5,7 +5,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
-import type { ClusterView, TopologySource } from '../cluster/view.ts';
+import type { ClusterView, Endpoint, TopologySource } from '../cluster/view.ts';
 import { deferred, type Service } from '../lifecycle.ts';
 import { componentLogger, type Logger } from '../log.ts';
 import { buildFatalError } from '../wire/backend.ts';
@@ -208,6 +208,10 @@ export class ProxyServer implements Service, SessionHost {
 
   currentTerm(): number {
     return this.topology.current().term;
+  }
+
+  mayContinue(term: number, endpoint: Endpoint): boolean {
+    return this.topology.mayContinue?.(term, endpoint) ?? true;
   }
 
   backendUser(clientUser: string): string {

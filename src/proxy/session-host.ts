@@ -1,6 +1,7 @@
 // What a client session needs from the server it belongs to (ProxyServer implements it;
 // test harnesses may provide their own).
 import type tls from 'node:tls';
+import type { Endpoint } from '../cluster/view.ts';
 import type { Logger } from '../log.ts';
 import type { ScramSecret } from './auth/scram.ts';
 import type { BackendConnector } from './backend.ts';
@@ -40,6 +41,11 @@ export interface SessionHost {
   /** Where a request from `port` goes now; null while there is nowhere to go. */
   route(port: PortKind): Route | null;
   currentTerm(): number;
+  /**
+   * Whether a transaction open on a backend of `term` at `endpoint` may go on (see
+   * TopologySource.mayContinue): false once this proxy cannot vouch for that term.
+   */
+  mayContinue(term: number, endpoint: Endpoint): boolean;
   /** The role the proxy logs in to PostgreSQL as for a client logged in as `clientUser`. */
   backendUser(clientUser: string): string;
 }

@@ -74,3 +74,57 @@ test('the cached view is recomputed once the lease it relied on ran out; listene
   topology.refresh();
   assert.deepEqual(seen, ['node1', null]);
 });
+
+// Open transactions (the zombie primary): a proxy may go on sending a running
+// transaction to its backend only while it can vouch for the backend's term.
+
+const node1 = { host: '127.0.0.1', port: 15431 };
+const node2 = { host: '127.0.0.1', port: 15432 };
+
+test('open transactions go on at the primary of the term while the lease (or leader contact) holds', () => {
+  assert.equal(RaftTopology.vouchedPrimary(knowledge({})), 'node1');
+  assert.equal(
+    RaftTopology.vouchedPrimary(
+      knowledge({ self: 'node2', isLeader: false, leaseGateOpen: false, leaderHeardRecently: true }),
+    ),
+    'node1',
+  );
+});
+
+test('a primary whose lease ran out (a sidecar woken from a freeze) vouches for no open transaction', () => {
+  assert.equal(RaftTopology.vouchedPrimary(knowledge({ leaseGateOpen: false })), null);
+  assert.equal(RaftTopology.vouchedPrimary(knowledge({ isLeader: false })), null);
+  assert.equal(
+    RaftTopology.vouchedPrimary(knowledge({ self: 'node2', isLeader: false, leaderHeardRecently: false })),
+    null,
+  );
+  assert.equal(RaftTopology.vouchedPrimary(knowledge({ currentTerm: 3 })), null, 'a newer term');
+});
+
+test('a switchover holds new transactions but lets the open ones finish', () => {
+  const switching = applyEntry(promoted, {
+    index: 2,
+    term: 2,
+    data: encodeCommand({ type: 'switchover-intent', term: 2, from: 'node1', to: 'node2' }),
+  }).state;
+  const k = knowledge({ state: switching });
+  assert.equal(RaftTopology.compute(k).primary, null);
+  assert.equal(RaftTopology.vouchedPrimary(k), 'node1');
+});
+
+test('mayContinue: the term and the endpoint must match, re-checked once the lease ran out', () => {
+  let now = 0;
+  let k = knowledge({ viewValidUntilMs: 100 });
+  const topology = new RaftTopology(
+    () => k,
+    () => now,
+  );
+  topology.refresh();
+  assert.equal(topology.mayContinue(2, node1), true);
+  assert.equal(topology.mayContinue(1, node1), false, 'a backend of an older term');
+  assert.equal(topology.mayContinue(2, node2), false, 'a backend on another member');
+  // Frozen past the lease: the first question after waking sees it ran out.
+  k = knowledge({ leaseGateOpen: false, viewValidUntilMs: 5000 });
+  now = 3000;
+  assert.equal(topology.mayContinue(2, node1), false);
+});
