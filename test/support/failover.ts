@@ -11,9 +11,10 @@ export interface SidecarReport {
   leader: string | null;
 }
 
-export async function reports(cluster: TestCluster): Promise<SidecarReport[]> {
+/** What each sidecar (or those of `among`) answers on GET /cluster; one that does not answer is left out. */
+export async function reports(cluster: TestCluster, among?: TestNode[]): Promise<SidecarReport[]> {
   const answers = await Promise.all(
-    cluster.nodes.map(async (node) => {
+    (among ?? cluster.nodes).map(async (node) => {
       try {
         const response = await fetch(`${node.apiUrl}/cluster`, { signal: AbortSignal.timeout(2000) });
         return (await response.json()) as SidecarReport;
@@ -28,11 +29,17 @@ export async function reports(cluster: TestCluster): Promise<SidecarReport[]> {
 /** Waits until the sidecar of the primary reports itself writable in a term above `aboveTerm`. */
 export async function waitForPrimary(
   cluster: TestCluster,
-  options: { aboveTerm?: number; not?: string; timeoutMs?: number } = {},
+  options: {
+    aboveTerm?: number;
+    not?: string;
+    timeoutMs?: number;
+    /** Ask only these sidecars (a frozen one would make every poll wait for its timeout). */
+    among?: TestNode[];
+  } = {},
 ): Promise<{ node: TestNode; term: number }> {
   return waitFor(
     async () => {
-      for (const report of await reports(cluster)) {
+      for (const report of await reports(cluster, options.among)) {
         if (report.writablePrimary !== report.reportedBy) continue;
         if (report.term <= (options.aboveTerm ?? 0) || report.reportedBy === options.not) continue;
         return { node: cluster.node(report.reportedBy), term: report.term };
