@@ -10,9 +10,10 @@ import type { AdminResult, ClusterAdmin, ClusterReader, LocalHealth } from '../a
 import type { Config } from '../config/schema.ts';
 import { deferred, type Service } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
-import type { FollowTarget, PostgresInstance } from '../postgres/instance.ts';
+import { type FollowTarget, type PostgresInstance, slotNameFor } from '../postgres/instance.ts';
 import { formatLsn, lagBytes } from '../postgres/lsn.ts';
 import type { PostgresProbe, ProbeResult } from '../postgres/probe.ts';
+import type { ConfState } from '../raft/core/types.ts';
 import { type RaftChange, RaftDriver } from '../raft/driver.ts';
 import type { PostgresSupervisor } from '../sidecar/postgres-supervisor.ts';
 import type { SyncStandbyManager } from '../sidecar/sync-manager.ts';
@@ -44,16 +45,18 @@ import {
   stopFollowing,
 } from './postgres-actions.ts';
 import { type LocalKnowledge, RaftTopology } from './raft-topology.ts';
+import { forwardMembership, MembershipRunner, peerUpdates } from './membership.ts';
 import { ClusterStore } from './store.ts';
 import type { NodeRole } from './view.ts';
 
 export interface FailoverParts {
   config: Config;
   logger: Logger;
-  instance: PostgresInstance;
-  probe: PostgresProbe;
-  supervisor: PostgresSupervisor;
-  syncStandbys: SyncStandbyManager;
+  /** This member's PostgreSQL and what drives it; all four are absent on a witness. */
+  instance?: PostgresInstance;
+  probe?: PostgresProbe;
+  supervisor?: PostgresSupervisor;
+  syncStandbys?: SyncStandbyManager;
   /** Client and held-request counts of this sidecar's proxy, when it runs one. */
   proxyStats?: () => ProxyStats | null;
   /** Status JSON of the foundation (nodes, pids, ports) that GET /cluster extends. */
@@ -107,6 +110,9 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
   private healthPolling = false;
   private lastHealthPollMs = 0;
   private readonly peers = new Map<string, PeerHealth>();
+  /** Raft addresses the transport knows, kept equal to the applied membership by syncPeers. */
+  private readonly peerAddresses: Map<string, { host: string; port: number }>;
+  private readonly membership: MembershipRunner;
   private readonly reported = new Map<string, { atMs: number; key: string }>();
   private following: string | null | undefined = undefined;
   private lastStreamingAtMs: number | null = null;
@@ -136,12 +142,17 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
     this.log = parts.logger;
     this.startedAtMs = this.clock();
     this.lastLeaderContactMs = this.startedAtMs;
-    this.control = new ControlClient(() => parts.instance.clientConfig());
+    this.control = new ControlClient(() => this.pg.instance.clientConfig());
     const members = memberSpecs(config);
     const me = members.find((m) => m.name === this.self);
     if (me === undefined) throw new Error(`node ${this.self} is not in members`);
     this.store = new ClusterStore(members);
-    this.store.on('applied', ({ outcome, term }) => this.onApplied(outcome, term));
+    this.store.on('applied', ({ outcome, term }) => {
+      const type = outcome.command.type;
+      if (outcome.kind === 'applied' && (type === 'member-add' || type === 'member-remove')) this.syncPeers();
+      this.onApplied(outcome, term);
+    });
+    this.store.on('restored', () => this.syncPeers());
     const secret = config.cluster.secret ?? `pgward-insecure-default-${config.cluster.name}`;
     if (config.cluster.secret === undefined) {
       this.log.warn('cluster.secret is not set: Raft frames are authenticated with a default key; set one');
@@ -149,6 +160,7 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
     const peers = new Map(
       members.filter((m) => m.name !== this.self).map((m) => [m.name, { host: m.host, port: m.raftPort }]),
     );
+    this.peerAddresses = new Map(peers);
     this.driver = new RaftDriver({
       id: this.self,
       timing: config.raft,
@@ -170,12 +182,30 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
       },
       clock: this.clock,
     });
+    this.membership = new MembershipRunner({
+      self: this.self,
+      log: this.log,
+      members: () => this.store.state.members.map((m) => m.spec),
+      primary: () => this.store.state.primary,
+      conf: () => this.driverStatus()?.confState ?? null,
+      commit: (command) => this.commit(command),
+      proposeConfChange: (change) => this.driver.proposeConfChange(change),
+      ensureSlot: (name) => ensureSlots(this.control, [name]),
+      dropSlot: async (name) => {
+        const rows = await this.control.query<{ dropped: boolean }>(
+          `SELECT pg_drop_replication_slot(slot_name) IS NULL AS dropped FROM pg_replication_slots
+            WHERE slot_name = $1 AND NOT active`,
+          [slotNameFor(name)],
+        );
+        return rows.length > 0;
+      },
+    });
     this.topology = new RaftTopology(() => this.knowledge(), this.clock);
     this.metrics = new ClusterMetrics(
       {
         term: () => this.currentTerm(),
         role: () => this.role(),
-        lagBytes: () => this.parts.probe.last()?.lagBytes ?? null,
+        lagBytes: () => this.parts.probe?.last()?.lagBytes ?? null,
         leaseValid: () => this.gate().open,
         durability: () => this.durabilityMode(),
         proxy: () => this.parts.proxyStats?.() ?? null,
@@ -188,8 +218,22 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
     return this.ended.promise;
   }
 
+  /** A witness votes and never campaigns; a sidecar without PostgreSQL is one whatever the log says. */
   get isWitness(): boolean {
-    return this.memberSpec(this.self)?.kind === 'witness';
+    return this.parts.instance === undefined || this.memberSpec(this.self)?.kind === 'witness';
+  }
+
+  /** The PostgreSQL parts; only the member passes reach for them (a witness returns before). */
+  private get pg(): Required<Pick<FailoverParts, 'instance' | 'probe' | 'supervisor' | 'syncStandbys'>> {
+    const { instance, probe, supervisor, syncStandbys } = this.parts;
+    if (
+      instance === undefined ||
+      probe === undefined ||
+      supervisor === undefined ||
+      syncStandbys === undefined
+    )
+      throw new Error(`${this.self} runs no PostgreSQL (a witness): no database action applies`);
+    return { instance, probe, supervisor, syncStandbys };
   }
 
   async start(): Promise<void> {
@@ -197,11 +241,11 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
     // A backup's first start clones the primary for a while before this runs.
     this.startedAtMs = this.clock();
     this.lastLeaderContactMs = this.startedAtMs;
-    this.parts.supervisor.on('crashed', () => {
+    this.parts.supervisor?.on('crashed', () => {
       this.pgCrashed = true;
       this.kick();
     });
-    this.parts.probe.on('result', (result) => {
+    this.parts.probe?.on('result', (result) => {
       this.pgCrashed = false;
       this.selfFenced = false;
       if (result.walReceiverStatus === 'streaming') this.lastStreamingAtMs = this.clock();
@@ -212,6 +256,7 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
       this.kick();
     });
     await this.driver.start();
+    this.syncPeers();
     this.timer = setInterval(() => this.kick(), this.settings.loopMs);
     this.kick();
   }
@@ -253,7 +298,7 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
   }
 
   health(): LocalHealth {
-    const probe = this.parts.probe.last();
+    const probe = this.parts.probe?.last() ?? null;
     const pgHealthy = this.pgHealthy();
     const fitness = pgHealthy ? fitnessOf(probe) : null;
     const role: NodeRole = this.isWitness
@@ -293,6 +338,8 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
       writablePrimary: view.primary,
       reportedBy: this.self,
       leader: this.driverStatus()?.leader ?? null,
+      /** The Raft configuration this sidecar applied: voters campaign, witnesses only vote. */
+      raftMembers: this.driverStatus()?.confState ?? null,
       promotedAtLsn: view.promotedAtLsn === null ? null : view.promotedAtLsn.toString(),
       durability: state.durability,
       switchover: state.switchover,
@@ -345,16 +392,45 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
         };
   }
 
-  async addMember(): Promise<AdminResult> {
-    return {
-      ok: false,
-      status: 409,
-      message: 'membership is static in this version: edit members in every config and restart the sidecars',
-    };
+  async addMember(member: MemberSpec): Promise<AdminResult> {
+    if (!this.isLeader()) return this.forwardMembership('POST', '/members', member);
+    return this.membership.add(member);
   }
 
-  async removeMember(): Promise<AdminResult> {
-    return this.addMember();
+  async removeMember(name: string): Promise<AdminResult> {
+    if (!this.isLeader()) return this.forwardMembership('DELETE', `/members/${encodeURIComponent(name)}`);
+    return this.membership.remove(name);
+  }
+
+  private forwardMembership(method: 'POST' | 'DELETE', route: string, body?: unknown): Promise<AdminResult> {
+    const leader = this.driverStatus()?.leader ?? '';
+    const spec = leader === '' ? undefined : this.memberSpec(leader);
+    const api = spec === undefined ? null : `http://${spec.host}:${spec.apiPort}`;
+    return forwardMembership(api, this.parts.config.api.token, method, route, body, 30_000);
+  }
+
+  /** Points the Raft transport at the applied membership (added members, removed ones). */
+  private syncPeers(): void {
+    let conf: ConfState | null = null;
+    try {
+      conf = this.driver.status().confState;
+    } catch {
+      return; // not started: start() syncs once it is
+    }
+    const { set, remove } = peerUpdates(
+      this.peerAddresses,
+      this.store.state.members.map((m) => m.spec),
+      conf,
+      this.self,
+    );
+    for (const [name, address] of set) {
+      this.driver.setPeerAddress(name, address);
+      this.peerAddresses.set(name, address);
+    }
+    for (const name of remove) {
+      this.driver.removePeer(name);
+      this.peerAddresses.delete(name);
+    }
   }
 
   // ---------------------------------------------------------------- the loop
@@ -362,6 +438,9 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
   /** Schedules one pass; passes never overlap (each may await PostgreSQL). */
   private kick(): void {
     if (!this.running) return;
+    // A removal applied in the same batch as its conf change left the peer in place: drop it now.
+    if (this.peerAddresses.size !== this.store.state.members.filter((m) => m.spec.name !== this.self).length)
+      this.syncPeers();
     this.refreshRaftInputs();
     this.topology.refresh();
     this.maybePollHealth();
@@ -401,10 +480,10 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
 
   private async leaderPass(term: number): Promise<void> {
     const state = this.store.state;
-    const { instance, supervisor } = this.parts;
+    const { instance, supervisor } = this.pg;
     const promoted = state.promotedTerm === term && state.primary === this.self;
     supervisor.setAutoRestart(false);
-    const pgFailed = (!this.pgHealthy() && this.parts.probe.last() !== null) || !instance.isRunning();
+    const pgFailed = (!this.pgHealthy() && this.pg.probe.last() !== null) || !instance.isRunning();
     if (!pgFailed) this.pgFailedAtMs = null;
     if (pgFailed) {
       const now = this.clock();
@@ -436,7 +515,7 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
       return;
     }
     if (promoted) {
-      this.parts.syncStandbys.setEnabled(true);
+      this.pg.syncStandbys.setEnabled(true);
       return;
     }
     await this.promote(term);
@@ -444,7 +523,7 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
 
   /** Step 4 of DESIGN.md: settle replay, record S, pg_promote(), slots, commit Promoted. */
   private async promote(term: number): Promise<void> {
-    const { instance, syncStandbys } = this.parts;
+    const { instance, syncStandbys } = this.pg;
     const control = this.control;
     const startedMs = this.clock();
     const others = this.databaseMembers()
@@ -492,7 +571,7 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
   }
 
   private async followerPass(): Promise<void> {
-    const { instance, supervisor } = this.parts;
+    const { instance, supervisor } = this.pg;
     const state = this.store.state;
     const pg = this.localPostgresState();
     supervisor.setAutoRestart(pg !== 'primary' && state.primary !== null && state.primary !== this.self);
@@ -541,7 +620,7 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
         });
         this.metrics.fences.inc({ reason: 'demote' });
         supervisor.setAutoRestart(false);
-        this.parts.syncStandbys.setEnabled(false);
+        this.pg.syncStandbys.setEnabled(false);
         let how = await rewindOnto(instance, target, this.log);
         try {
           await supervisor.startOnce();
@@ -567,7 +646,7 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
       case 'rebuild': {
         // Auto-restart off first: a supervisor retry must not start PostgreSQL on a half-copied dir.
         supervisor.setAutoRestart(false);
-        this.parts.syncStandbys.setEnabled(false);
+        this.pg.syncStandbys.setEnabled(false);
         this.log.warn('postgres has no data directory: cloning the primary', {
           event: 'rebuild',
           primary: action.primary,
@@ -600,9 +679,9 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
     });
     this.metrics.fences.inc({ reason: 'self-fence' });
     this.selfFenced = true;
-    this.parts.supervisor.setAutoRestart(false);
+    this.pg.supervisor.setAutoRestart(false);
     this.leaseLastValidAtMs = null;
-    await this.parts.instance.stop('immediate');
+    await this.pg.instance.stop('immediate');
   }
 
   // ---------------------------------------------------------------- switchover
@@ -616,7 +695,7 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
     this.log.info('switchover started', { event: 'switchover', from: this.self, to: target, term });
     for (;;) {
       if (!this.stillLeading(term)) break;
-      const probe = await this.parts.probe.probeNow();
+      const probe = await this.pg.probe.probeNow();
       const row = probe.replication.find((r) => r.applicationName === target);
       const step = switchoverStep({
         announced,
@@ -789,7 +868,7 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
 
   private noteDurability(): void {
     if (!this.gate().open) return;
-    const decision = this.parts.syncStandbys.current();
+    const decision = this.pg.syncStandbys.current();
     const mode = decision === null ? null : decision.blocked ? 'blocked' : decision.mode;
     if (mode === null || mode === this.lastDurability) return;
     // A backup that reconnects flips the mode quickly; report a settled mode, not every flap.
@@ -845,7 +924,7 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
 
   private gate() {
     const status = this.driverStatus();
-    const probe = this.parts.probe.last();
+    const probe = this.parts.probe?.last() ?? null;
     return leaseGate({
       isLeader: status?.role === 'leader',
       currentTerm: status?.term ?? 0,
@@ -856,7 +935,7 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
       // The driver's lease already ends the stop margin early.
       leaseEndMs: this.driver.leaseValidUntil(),
       stopMarginMs: 0,
-      pgWritable: this.pgHealthy() && probe?.role === 'primary' && this.parts.instance.isRunning(),
+      pgWritable: this.pgHealthy() && probe?.role === 'primary' && this.parts.instance?.isRunning() === true,
     });
   }
 
@@ -868,7 +947,7 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
 
   private campaignAllowed(): boolean {
     const spec = this.memberSpec(this.self);
-    if (spec === undefined || spec.kind === 'witness') return false;
+    if (spec === undefined || spec.kind === 'witness' || this.parts.probe === undefined) return false;
     const probe = this.parts.probe.last();
     const now = this.clock();
     const heard = this.driver.lastLeaderContactMs() ?? this.startedAtMs;
@@ -900,6 +979,8 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
     // the backups decide among themselves by their LSNs.
     // One we stopped ourselves (self-fence) stopped taking writes a grace period
     // before: its last view of the backups' flush already bounds what it acknowledged.
+    // A witness holds no data: it protects nothing and lets any up-to-date log win (Raft's own check).
+    if (this.parts.instance === undefined || this.parts.probe === undefined) return 0n;
     const veto = vetoesEveryVote({
       self: this.self,
       pgIsStandby: this.parts.instance.isStandby(),
@@ -922,13 +1003,14 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
   }
 
   private pgHealthy(): boolean {
-    return !this.pgCrashed && this.parts.probe.healthy();
+    return !this.pgCrashed && this.parts.probe?.healthy() === true;
   }
 
   /** standby.signal, not the last probe, tells a running server's role: a probe may predate a restart. */
   private localPostgresState(): LocalPostgresState {
-    if (!this.parts.instance.isRunning()) return 'stopped';
-    return this.parts.instance.isStandby() ? 'standby' : 'primary';
+    const { instance } = this.pg;
+    if (!instance.isRunning()) return 'stopped';
+    return instance.isStandby() ? 'standby' : 'primary';
   }
 
   private backupLagBytes(probe: ProbeResult | null): number | null {
@@ -940,7 +1022,7 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
   }
 
   private durabilityMode(): 'quorum' | 'async' | 'blocked' | null {
-    const decision = this.parts.syncStandbys.current();
+    const decision = this.parts.syncStandbys?.current() ?? null;
     if (decision === null) return null;
     return decision.blocked ? 'blocked' : decision.mode;
   }
@@ -1020,6 +1102,11 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
 
   private memberSpec(name: string): MemberSpec | undefined {
     return this.store.state.members.find((m) => m.spec.name === name)?.spec;
+  }
+
+  /** The database members of the applied membership (what slots and the synchronous quorum cover). */
+  databaseMemberNames(): string[] {
+    return this.databaseMembers().map((m) => m.name);
   }
 
   private databaseMembers(): MemberSpec[] {

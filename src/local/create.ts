@@ -17,7 +17,12 @@ export interface CreateOptions {
   overrides?: Record<string, unknown>;
   /** One network namespace per node on a private bridge (root only); else all on 127.0.0.1. */
   netns?: boolean;
+  /** Adds one witness node (`witness`: a Raft vote, no PostgreSQL, no proxy) after the members. */
+  witness?: boolean;
 }
+
+/** The name of the witness node `pgward up --witness` adds. */
+export const WITNESS_NODE = 'witness';
 
 export const MAX_LOCAL_NODES = 9;
 
@@ -98,14 +103,17 @@ export async function createLocalCluster(options: CreateOptions): Promise<LocalC
       }
     }
   }
-  const internal = await freePorts(3 * n);
+  const w = options.witness === true ? 1 : 0;
+  // The witness needs only API and Raft ports (3n and 3n+1).
+  const internal = await freePorts(3 * n + 2 * w);
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   // PostgreSQL runs as another user below this directory: it must be traversable.
   chmodSync(dir, 0o755);
   const name = `local-${randomBytes(3).toString('hex')}`;
   const nodeNames = Array.from({ length: n }, (_, i) => `node${i + 1}`);
   // Ports stay distinct across nodes even with an address each: one list of ports to read.
-  const network = options.netns ? allocateNetwork(name, nodeNames) : undefined;
+  const witnessNames = w === 1 ? [WITNESS_NODE] : [];
+  const network = options.netns ? allocateNetwork(name, [...nodeNames, ...witnessNames]) : undefined;
   const nodes: LocalNode[] = nodeNames.map((nodeName, i) => {
     const nodeDir = path.join(dir, nodeName);
     return {
@@ -121,6 +129,23 @@ export async function createLocalCluster(options: CreateOptions): Promise<LocalC
       host: network?.nodes[nodeName]?.address ?? '127.0.0.1',
     };
   });
+  for (const witnessName of witnessNames) {
+    const witnessDir = path.join(dir, witnessName);
+    nodes.push({
+      name: witnessName,
+      kind: 'witness',
+      dir: witnessDir,
+      configFile: path.join(witnessDir, 'config.yaml'),
+      // A witness runs no PostgreSQL and no proxy: nothing listens on these.
+      pgDataDir: path.join(witnessDir, 'pgdata'),
+      proxyPort: 0,
+      readOnlyPort: 0,
+      pgPort: 0,
+      apiPort: internal[3 * n]!,
+      raftPort: internal[3 * n + 1]!,
+      host: network?.nodes[witnessName]?.address ?? '127.0.0.1',
+    });
+  }
   const cluster: LocalCluster = {
     version: 1,
     name,
@@ -131,34 +156,50 @@ export async function createLocalCluster(options: CreateOptions): Promise<LocalC
     ...(network === undefined ? {} : { network }),
   };
   const secret = randomBytes(24).toString('hex');
-  const members = nodes.map((node) => ({
-    name: node.name,
-    host: node.host,
-    raftPort: node.raftPort,
-    apiPort: node.apiPort,
-    pgPort: node.pgPort,
-    proxyPort: node.proxyPort,
-    readOnlyPort: node.readOnlyPort,
-  }));
+  const members = nodes.map((node) =>
+    node.kind === 'witness'
+      ? { name: node.name, kind: 'witness', host: node.host, raftPort: node.raftPort, apiPort: node.apiPort }
+      : {
+          name: node.name,
+          host: node.host,
+          raftPort: node.raftPort,
+          apiPort: node.apiPort,
+          pgPort: node.pgPort,
+          proxyPort: node.proxyPort,
+          readOnlyPort: node.readOnlyPort,
+        },
+  );
   for (const node of nodes) {
     mkdirSync(node.dir, { recursive: true, mode: 0o755 });
+    // A witness: Raft and the API only (no postgres section, no proxy).
+    const witnessConfig = {
+      cluster: { name, secret },
+      node: { name: node.name, role: 'witness', dataDir: node.dir },
+      members,
+      bootstrap: { primary: cluster.primary },
+      proxy: { enabled: false },
+      raft: { host: node.host, port: node.raftPort },
+      api: { host: node.host, port: node.apiPort, token: cluster.apiToken },
+    };
     const config = deepMerge(
-      {
-        cluster: { name, secret },
-        node: { name: node.name, dataDir: node.dir },
-        members,
-        bootstrap: { primary: cluster.primary },
-        postgres: {
-          dataDir: node.pgDataDir,
-          host: node.host,
-          port: node.pgPort,
-          // Peers and the root namespace reach PostgreSQL over the private bridge, not loopback.
-          ...(network === undefined ? {} : { trustNetworks: [network.cidr] }),
-        },
-        proxy: { host: node.host, port: node.proxyPort, readOnlyPort: node.readOnlyPort },
-        raft: { host: node.host, port: node.raftPort },
-        api: { host: node.host, port: node.apiPort, token: cluster.apiToken },
-      },
+      node.kind === 'witness'
+        ? witnessConfig
+        : {
+            cluster: { name, secret },
+            node: { name: node.name, dataDir: node.dir },
+            members,
+            bootstrap: { primary: cluster.primary },
+            postgres: {
+              dataDir: node.pgDataDir,
+              host: node.host,
+              port: node.pgPort,
+              // Peers and the root namespace reach PostgreSQL over the private bridge, not loopback.
+              ...(network === undefined ? {} : { trustNetworks: [network.cidr] }),
+            },
+            proxy: { host: node.host, port: node.proxyPort, readOnlyPort: node.readOnlyPort },
+            raft: { host: node.host, port: node.raftPort },
+            api: { host: node.host, port: node.apiPort, token: cluster.apiToken },
+          },
       options.overrides ?? {},
     );
     writeFileSync(

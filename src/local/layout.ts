@@ -13,6 +13,8 @@ import type { NetnsNetwork } from './netns-plan.ts';
 
 export interface LocalNode {
   name: string;
+  /** Absent on clusters written before witnesses: a member. A witness has no PostgreSQL nor proxy (ports 0). */
+  kind?: 'member' | 'witness';
   /** The node's directory (its node.dataDir). */
   dir: string;
   configFile: string;
@@ -93,6 +95,10 @@ export function nodeHost(node: LocalNode): string {
 /** The node's network namespace, or null when it runs in the root namespace. */
 export function nodeNamespace(cluster: LocalCluster, node: LocalNode): string | null {
   return cluster.network?.nodes[node.name]?.namespace ?? null;
+}
+
+export function isWitnessNode(node: LocalNode): boolean {
+  return node.kind === 'witness';
 }
 
 /** The URL clients use: node1's proxy. */

@@ -5,7 +5,15 @@ import { loadConfig } from '../config/load.ts';
 import { UserError } from '../errors.ts';
 import { queryOnce } from '../postgres/instance.ts';
 import { createLocalCluster } from './create.ts';
-import { type LocalCluster, nodeHost, nodeNamespace, readCluster, readState, writeState } from './layout.ts';
+import {
+  isWitnessNode,
+  type LocalCluster,
+  nodeHost,
+  nodeNamespace,
+  readCluster,
+  readState,
+  writeState,
+} from './layout.ts';
 import { ensureNetwork } from './netns.ts';
 import { isSidecarOf, logTail, spawnSidecar } from './processes.ts';
 
@@ -21,6 +29,8 @@ export interface UpOptions {
   overrides?: Record<string, unknown>;
   /** First run only: one network namespace per node (root only); later runs keep what the dir has. */
   netns?: boolean;
+  /** First run only: add a witness (a Raft vote without PostgreSQL) to the `nodes` members. */
+  witness?: boolean;
   log?: (line: string) => void;
 }
 
@@ -49,12 +59,16 @@ export async function upLocalCluster(options: UpOptions): Promise<UpResult> {
       port: options.port ?? DEFAULT_PORT,
       ...(options.overrides ? { overrides: options.overrides } : {}),
       ...(options.netns ? { netns: true } : {}),
+      ...(options.witness ? { witness: true } : {}),
     });
     created = true;
-    log(`created a ${cluster.nodes.length}-node cluster '${cluster.name}' in ${dir}`);
-  } else if (options.nodes !== undefined && options.nodes !== cluster.nodes.length) {
+    const witnesses = cluster.nodes.length - databaseNodes(cluster).length;
+    log(
+      `created a ${databaseNodes(cluster).length}-node cluster${witnesses > 0 ? ' with a witness' : ''} '${cluster.name}' in ${dir}`,
+    );
+  } else if (options.nodes !== undefined && options.nodes !== databaseNodes(cluster).length) {
     throw new UserError(
-      `the cluster in ${dir} has ${cluster.nodes.length} nodes, not ${options.nodes}`,
+      `the cluster in ${dir} has ${databaseNodes(cluster).length} database nodes, not ${options.nodes}`,
       `omit --nodes to restart it, or use another --dir for a new cluster`,
     );
   } else if (options.netns && cluster.network === undefined) {
@@ -77,6 +91,11 @@ export async function upLocalCluster(options: UpOptions): Promise<UpResult> {
   writeState(dir, state);
   await waitForWrites(cluster, options.timeoutMs ?? 180_000);
   return { cluster, created, alreadyRunning: false, started: toStart.map((n) => n.name) };
+}
+
+/** The nodes with PostgreSQL (a witness has none). */
+function databaseNodes(cluster: LocalCluster): LocalCluster['nodes'] {
+  return cluster.nodes.filter((node) => !isWitnessNode(node));
 }
 
 /** The proxy the printed URL names (node1's), or null when its proxy is disabled. */
@@ -104,7 +123,7 @@ export async function waitForWrites(cluster: LocalCluster, timeoutMs: number): P
         );
       }
     }
-    for (const node of cluster.nodes) {
+    for (const node of databaseNodes(cluster)) {
       try {
         const config = {
           host: nodeHost(node),

@@ -24,6 +24,11 @@ export function quorumNames(backups: readonly string[]): string {
   return `ANY 1 (${sorted.map((name) => pg.escapeIdentifier(name)).join(', ')})`;
 }
 
+/** The node names in a value quorumNames wrote (`ANY 1 ("a", "b")` gives a, b). */
+export function namesInQuorum(value: string): string[] {
+  return [...value.matchAll(/"((?:[^"]|"")*)"/g)].map((m) => m[1]!.replaceAll('""', '"'));
+}
+
 /**
  * The desired synchronous_standby_names given the healthy backups.
  * `fallback` are the names used when none is healthy under `block` and nothing was set
@@ -39,6 +44,10 @@ export function desiredSyncStandbys(input: {
     return { names: quorumNames(input.healthyBackups), mode: 'quorum', blocked: false };
   }
   if (input.durability === 'degrade') return { names: '', mode: 'async', blocked: false };
-  const names = input.current !== '' ? input.current : quorumNames(input.fallbackBackups);
+  // Keep waiting on the last quorum unless it names a member that was removed since
+  // (`pgward member remove`): a removed node must not be what acknowledges commits.
+  const keep =
+    input.current !== '' && namesInQuorum(input.current).every((n) => input.fallbackBackups.includes(n));
+  const names = keep ? input.current : quorumNames(input.fallbackBackups);
   return { names, mode: names === '' ? 'async' : 'quorum', blocked: names !== '' };
 }

@@ -71,7 +71,9 @@ export class Sidecar implements Service {
     if (config.node.role !== 'member') {
       throw new UserError(
         `node.role '${config.node.role}' is not supported by this version of the sidecar`,
-        `set node.role to member`,
+        config.node.role === 'witness'
+          ? 'run it with pgward start (it starts the witness sidecar for node.role witness)'
+          : 'set node.role to member',
       );
     }
     const bootstrapPrimary = config.bootstrap?.primary ?? config.node.name;
@@ -362,7 +364,14 @@ export class Sidecar implements Service {
     return this.member(this.config.node.name);
   }
 
-  private otherMembers(): MemberConfig[] {
+  /**
+   * The other database members: the applied Raft membership once failover runs (so
+   * `pgward member add|remove` moves slots and the synchronous quorum), else the config.
+   */
+  private otherMembers(): Array<Pick<MemberConfig, 'name'>> {
+    const applied = this.failover?.databaseMemberNames();
+    if (applied !== undefined)
+      return applied.filter((name) => name !== this.config.node.name).map((name) => ({ name }));
     return this.config.members.filter((m) => m.name !== this.config.node.name && m.kind === 'member');
   }
 

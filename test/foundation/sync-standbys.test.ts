@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { desiredSyncStandbys, quorumNames } from '../../src/postgres/sync-standbys.ts';
+import { desiredSyncStandbys, namesInQuorum, quorumNames } from '../../src/postgres/sync-standbys.ts';
 
 test('quorum over the healthy backups, sorted and quoted', () => {
   assert.equal(quorumNames(['node3', 'node2', 'node3']), 'ANY 1 ("node2", "node3")');
@@ -57,4 +57,31 @@ test('a single node without backups runs asynchronously', () => {
     desiredSyncStandbys({ healthyBackups: [], current: '', fallbackBackups: [], durability: 'block' }),
     { names: '', mode: 'async', blocked: false },
   );
+});
+
+test('block: a quorum naming a removed member is rebuilt over the remaining backups', () => {
+  assert.deepEqual(
+    desiredSyncStandbys({
+      healthyBackups: [],
+      current: 'ANY 1 ("node2", "node3")',
+      fallbackBackups: ['node2'],
+      durability: 'block',
+    }),
+    { names: 'ANY 1 ("node2")', mode: 'quorum', blocked: true },
+  );
+  // The last backup removed: nothing left to wait for (as for a single node), visibly async.
+  assert.deepEqual(
+    desiredSyncStandbys({
+      healthyBackups: [],
+      current: 'ANY 1 ("node2")',
+      fallbackBackups: [],
+      durability: 'block',
+    }),
+    { names: '', mode: 'async', blocked: false },
+  );
+});
+
+test('namesInQuorum reads back what quorumNames wrote', () => {
+  assert.deepEqual(namesInQuorum(quorumNames(['b', 'a', 'we"ird'])), ['a', 'b', 'we"ird']);
+  assert.deepEqual(namesInQuorum(''), []);
 });

@@ -8,7 +8,8 @@
 //   const status = await cluster.status();         // the `pgward status --json` object
 //   cluster.nodes[1].postmasterPid();              // live postmaster pid or null
 //
-// Options: `nodes` (default 3), `durability` ('block' | 'degrade'), `config` (deep-
+// Options: `nodes` (default 3), `witness` (adds node `witness`: a vote, no PostgreSQL),
+// `durability` ('block' | 'degrade'), `config` (deep-
 // merged into every node's generated config.yaml before the first start, e.g.
 // `{ postgres: { probeIntervalMs: 50 } }`), `timeoutMs` (bound on `up`, default 180 s).
 // `netns: true` puts each node in its own network namespace (`pgward up --netns`, root
@@ -49,10 +50,14 @@ export interface StartClusterOptions {
   timeoutMs?: number;
   /** One network namespace per node (root only). */
   netns?: boolean;
+  /** Adds a witness node named `witness` (Raft vote, no PostgreSQL, no proxy) after the `nodes` members. */
+  witness?: boolean;
 }
 
 export interface TestNode {
   name: string;
+  /** A witness has no PostgreSQL and no proxy (its ports are 0; sql() and client() refuse it). */
+  kind: 'member' | 'witness';
   /** postgres:// URL of this node's proxy (read-write port). */
   proxyUrl: string;
   /** postgres:// URL of this node's PostgreSQL itself. */
@@ -141,6 +146,7 @@ function toTestNode(cluster: LocalCluster, n: LocalCluster['nodes'][number]): Te
   const host = nodeHost(n);
   return {
     name: n.name,
+    kind: n.kind ?? 'member',
     proxyUrl: `postgres://postgres@${host}:${n.proxyPort}/postgres`,
     pgUrl: `postgres://postgres@${host}:${n.pgPort}/postgres`,
     pgPort: n.pgPort,
@@ -174,6 +180,7 @@ export async function startLocalCluster(options: StartClusterOptions = {}): Prom
       port: 0,
       overrides,
       ...(options.netns ? { netns: true } : {}),
+      ...(options.witness ? { witness: true } : {}),
     });
   } catch (error) {
     removeTempDir(dir);
@@ -186,13 +193,18 @@ export async function startLocalCluster(options: StartClusterOptions = {}): Prom
     if (!found) throw new Error(`no node ${name} in the test cluster`);
     return found;
   };
-  const clientConfig = (node: TestNode | string): pg.ClientConfig => ({
-    host: byName(node).host,
-    port: byName(node).pgPort,
-    user: 'postgres',
-    database: 'postgres',
-    connectionTimeoutMillis: 10_000,
-  });
+  const clientConfig = (node: TestNode | string): pg.ClientConfig => {
+    // pg reads port 0 as "default" and would reach the machine's own PostgreSQL on 5432.
+    if (byName(node).kind === 'witness')
+      throw new Error(`${byName(node).name} is a witness: it has no PostgreSQL`);
+    return {
+      host: byName(node).host,
+      port: byName(node).pgPort,
+      user: 'postgres',
+      database: 'postgres',
+      connectionTimeoutMillis: 10_000,
+    };
+  };
   let stopped = false;
   const cluster: TestCluster = {
     dir,

@@ -52,6 +52,10 @@ export function register(program: Command): void {
       '--netns',
       'first run only, root: each node in its own network namespace on a private bridge (for partition drills)',
     )
+    .option(
+      '--witness',
+      'first run only: add a witness (a Raft vote, no PostgreSQL), e.g. --nodes 2 --witness',
+    )
     .option('--detach', 'return once the cluster accepts writes instead of staying in the foreground')
     .option('--timeout <ms>', 'bound on waiting for writes', integer('--timeout'), 180_000)
     .action(
@@ -60,6 +64,7 @@ export function register(program: Command): void {
         dir: string;
         port?: number;
         netns?: boolean;
+        witness?: boolean;
         detach?: boolean;
         timeout: number;
       }) => {
@@ -72,6 +77,7 @@ export function register(program: Command): void {
             nodes: options.nodes,
             port: options.port,
             ...(options.netns ? { netns: true } : {}),
+            ...(options.witness ? { witness: true } : {}),
             timeoutMs: options.timeout,
             log,
           });

@@ -34,7 +34,8 @@ export function register(program: Command): void {
       .option('--host <host>', 'where its sidecar listens', '127.0.0.1')
       .requiredOption('--raft-port <port>', 'its Raft port', port('--raft-port'))
       .requiredOption('--api-port <port>', 'its admin API port', port('--api-port'))
-      .option('--pg-port <port>', 'its PostgreSQL port (members)', port('--pg-port')),
+      .option('--pg-port <port>', 'its PostgreSQL port (members)', port('--pg-port'))
+      .option('--proxy-port <port>', 'its proxy port (members), shown in status', port('--proxy-port')),
   ).action(
     async (
       name: string,
@@ -44,6 +45,7 @@ export function register(program: Command): void {
         raftPort: number;
         apiPort: number;
         pgPort?: number;
+        proxyPort?: number;
       },
     ) => {
       const answer = await callAdmin(options, 'POST', '/members', {
@@ -53,6 +55,7 @@ export function register(program: Command): void {
         raftPort: options.raftPort,
         apiPort: options.apiPort,
         pgPort: options.pgPort ?? null,
+        proxyPort: options.proxyPort ?? null,
       });
       process.stdout.write(`${String(answer.message ?? 'added')}\n`);
     },

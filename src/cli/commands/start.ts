@@ -4,6 +4,7 @@ import { loadConfig } from '../../config/load.ts';
 import { createLogger } from '../../log.ts';
 import { ProxyOnlySidecar } from '../../sidecar/proxy-only.ts';
 import { Sidecar } from '../../sidecar/sidecar.ts';
+import { WitnessSidecar } from '../../sidecar/witness.ts';
 
 export function register(program: Command): void {
   program
@@ -24,7 +25,9 @@ export function register(program: Command): void {
       const sidecar =
         config.node.role === 'proxy'
           ? new ProxyOnlySidecar(config, logger)
-          : new Sidecar({ config, logger, configFile: options.config });
+          : config.node.role === 'witness'
+            ? new WitnessSidecar({ config, logger, configFile: options.config })
+            : new Sidecar({ config, logger, configFile: options.config });
       let signals = 0;
       const onSignal = (signal: NodeJS.Signals) => {
         signals++;
