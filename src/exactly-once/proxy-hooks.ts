@@ -58,7 +58,6 @@ import {
   respond,
 } from './response.ts';
 import { keyScope } from './scope.ts';
-import { applySessionEffects, type PinnedState, UNPINNED } from './session-state.ts';
 import {
   backendAliveSql,
   claimSql,
@@ -83,7 +82,6 @@ export interface ExactlyOnceHooksOptions {
 /** Per client session; kept in a WeakMap keyed by the session so it dies with it. */
 interface Track {
   readonly scope: string;
-  pinned: PinnedState;
   /** A COMMIT is on the wire: CancelRequests are dropped. */
   commitInFlight: boolean;
   /** Key claimed by set_config in the open transaction. */
@@ -123,7 +121,6 @@ const TERMINATE_WAIT_MS = 5000;
 const TERMINATE_POLL_MS = 50;
 // Cheap prefilters: the lexer runs only on text that can matter, so the common
 // statement inside a transaction costs a few regex scans, not several tokenizations.
-const MAY_PIN = /temp|advisory|listen|hold|discard|close/i;
 const MAY_HAVE_KEY = /pgward_key/;
 const MAY_SET_KEY = /pgward\.idempotency_key/i;
 /** COMMIT/END anywhere (leading comments, multi-statement text): classify decides. */
@@ -156,7 +153,7 @@ export class ExactlyOnceHooks implements ProxyHooks {
     const inTransaction = ctx.session.transactionStatus !== 'I';
     let verdict: Verdict = 'not-committed';
     if (ctx.inFlight && mayCommit(ctx.lastRequest, inTransaction, track)) verdict = 'unknown';
-    const response = respond(verdict, track.pinned);
+    const response = respond(verdict, ctx.session.pins);
     if (response.kind === 'error' && response.error.severity === 'FATAL') {
       if (response.error.code === '08007') return { action: 'unknown' };
       return { action: 'fatal', sqlstate: response.error.code, message: response.error.message };
@@ -170,7 +167,6 @@ export class ExactlyOnceHooks implements ProxyHooks {
       const options = session.startupParameters.get('options');
       track = {
         scope: keyScope({ user: session.user, database: session.database, ...(options ? { options } : {}) }),
-        pinned: UNPINNED,
         commitInFlight: false,
         transactionKey: null,
         statements: new Map(),
@@ -189,7 +185,6 @@ export class ExactlyOnceHooks implements ProxyHooks {
     message: HookMessage,
   ): Promise<boolean> {
     const status = ctx.session.transactionStatus;
-    if (MAY_PIN.test(sql)) track.pinned = applySessionEffects(track.pinned, sql);
     const comment: CommentKey = MAY_HAVE_KEY.test(sql) ? extractCommentKey(sql) : { kind: 'none' };
     if (comment.kind === 'invalid') return this.reject(ctx, invalidKeyError(comment.reason));
     if (comment.kind === 'key') {
@@ -257,9 +252,6 @@ export class ExactlyOnceHooks implements ProxyHooks {
     const executions = this.readBatch(track, request.messages);
     if (request.endsWith !== 'sync' || request.streamedBefore || executions === null) return false;
     const status = ctx.session.transactionStatus;
-    for (const sql of executions.parsed) {
-      if (MAY_PIN.test(sql)) track.pinned = applySessionEffects(track.pinned, sql);
-    }
     const keys = executions.parsed
       .filter((sql) => MAY_HAVE_KEY.test(sql))
       .map((sql) => extractCommentKey(sql))
@@ -408,11 +400,12 @@ export class ExactlyOnceHooks implements ProxyHooks {
           outcome.verdict === 'not-committed' &&
           keyed !== null &&
           !filter.streamed &&
+          ctx.session.pins.length === 0 &&
           attempt < MAX_KEYED_ATTEMPTS
         ) {
           continue;
         }
-        return this.answerLoss(ctx, track, outcome, filter, request);
+        return this.answerLoss(ctx, outcome, filter, request);
       }
       if (filter.prefixError !== null && keyed !== null && filter.prefixError === 'PW900') {
         await backend.query('ROLLBACK');
@@ -460,11 +453,12 @@ export class ExactlyOnceHooks implements ProxyHooks {
           outcome.verdict === 'not-committed' &&
           keyed !== null &&
           !filter.streamed &&
+          ctx.session.pins.length === 0 &&
           attempt < MAX_KEYED_ATTEMPTS
         ) {
           continue;
         }
-        return this.answerLoss(ctx, track, outcome, filter, request);
+        return this.answerLoss(ctx, outcome, filter, request);
       } finally {
         track.commitInFlight = false;
       }
@@ -632,7 +626,7 @@ export class ExactlyOnceHooks implements ProxyHooks {
       if (!(error instanceof BackendLostError)) throw error;
       // Nothing in a claim commits: the open transaction is definitely not committed
       // (40001, as for any loss inside a transaction), never of unknown outcome.
-      return this.abortLostTransaction(ctx, track);
+      return this.abortLostTransaction(ctx);
     }
     if (claimError === null) track.transactionKey = key;
     return true;
@@ -644,8 +638,8 @@ export class ExactlyOnceHooks implements ProxyHooks {
    * new primary (so its next statements fail and its ROLLBACK works, as after any
    * error), or FATAL 57P01 when it held state that could not move.
    */
-  private async abortLostTransaction(ctx: RequestContext, track: Track): Promise<boolean> {
-    const response = respond('not-committed', track.pinned);
+  private async abortLostTransaction(ctx: RequestContext): Promise<boolean> {
+    const response = respond('not-committed', ctx.session.pins);
     if (response.kind !== 'error') throw new Error('a not-committed verdict must answer with an error');
     if (response.error.severity === 'FATAL') return this.close(ctx, response.error);
     const backend = await ctx.backend();
@@ -675,7 +669,7 @@ export class ExactlyOnceHooks implements ProxyHooks {
         null,
         track,
       );
-      return this.answerCommitLoss(ctx, track, outcome, false);
+      return this.answerCommitLoss(ctx, outcome, false);
     }
     if (failpointsActive) await failpoint('between-fence-and-commit');
     let completed = false;
@@ -695,7 +689,7 @@ export class ExactlyOnceHooks implements ProxyHooks {
       if (!(error instanceof BackendLostError)) throw error;
       const flight: InFlight = { stage: 'commit-sent', fence, keyed: keyed !== null };
       const outcome = await this.resolveLoss(ctx, backend, flight, keyed, track);
-      return this.answerCommitLoss(ctx, track, outcome, completed);
+      return this.answerCommitLoss(ctx, outcome, completed);
     } finally {
       track.commitInFlight = false;
     }
@@ -738,7 +732,7 @@ export class ExactlyOnceHooks implements ProxyHooks {
           ? { stage: 'unfenced', fence: null, keyed: keyed !== null }
           : { stage: 'commit-sent', fence, keyed: keyed !== null };
       const outcome = await this.resolveLoss(ctx, backend, flight, keyed, track);
-      return this.answerCommitLoss(ctx, track, outcome, completed);
+      return this.answerCommitLoss(ctx, outcome, completed);
     } finally {
       track.commitInFlight = false;
     }
@@ -746,11 +740,10 @@ export class ExactlyOnceHooks implements ProxyHooks {
 
   private async answerCommitLoss(
     ctx: RequestContext,
-    track: Track,
     outcome: Resolution,
     commandCompleteSent: boolean,
   ): Promise<boolean> {
-    const response = respond(outcome.verdict, track.pinned);
+    const response = respond(outcome.verdict, ctx.session.pins);
     if (response.kind === 'success') {
       const bytes = commandCompleteSent ? Buffer.alloc(0) : buildCommandComplete('COMMIT');
       await this.deliver(ctx, outcome.backend!, bytes);
@@ -764,12 +757,11 @@ export class ExactlyOnceHooks implements ProxyHooks {
 
   private async answerLoss(
     ctx: RequestContext,
-    track: Track,
     outcome: Resolution,
     filter: WrapFilter,
     request: WrappedRequest,
   ): Promise<boolean> {
-    const response = respond(outcome.verdict, track.pinned);
+    const response = respond(outcome.verdict, ctx.session.pins);
     if (response.kind === 'success') {
       let bytes = filter.takeHeld();
       if (request.keyed !== null && outcome.stored !== null && !filter.streamed) {

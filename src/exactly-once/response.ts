@@ -1,8 +1,9 @@
 // What the client is told after a backend loss (reference/exactly-once.md §5.7)
 // and the pgward-specific SQLSTATEs of keyed requests. Codes in class PW are
 // outside PostgreSQL's namespace; drivers pass unknown codes through verbatim.
+
+import { type PinKind, pinnedSessionLost } from '../proxy/session-pins.ts';
 import type { Verdict } from './outcome.ts';
-import { describePinned, isPinned, type PinnedState } from './session-state.ts';
 
 export const SQLSTATE = {
   /** Definitely not committed: retry the whole transaction. */
@@ -35,14 +36,9 @@ export type ClientResponse =
   /** Send the error; FATAL errors close the connection afterwards. */
   | { kind: 'error'; error: ErrorReply };
 
-const CLOSE_UNPINNED_MOVE: ErrorReply = {
-  severity: 'FATAL',
-  code: SQLSTATE.adminShutdown,
-  message: 'terminating connection: the primary failed over and this session holds state that cannot move',
-};
-
-export function respond(verdict: Verdict, pinned: PinnedState): ClientResponse {
-  const stuck = isPinned(pinned) ? pinnedError(pinned) : null;
+/** `pins`: what the session held that cannot move to another backend (SessionInfo.pins). */
+export function respond(verdict: Verdict, pins: readonly PinKind[]): ClientResponse {
+  const stuck = pins.length > 0 ? pinnedError(pins) : null;
   switch (verdict) {
     case 'committed':
       return stuck === null ? { kind: 'success' } : { kind: 'success', thenClose: stuck };
@@ -70,12 +66,8 @@ export function respond(verdict: Verdict, pinned: PinnedState): ClientResponse {
   }
 }
 
-function pinnedError(pinned: PinnedState): ErrorReply {
-  return {
-    ...CLOSE_UNPINNED_MOVE,
-    detail: `The session held ${describePinned(pinned)}, which existed only on the old primary.`,
-    hint: 'Reconnect and recreate the session state.',
-  };
+function pinnedError(pins: readonly PinKind[]): ErrorReply {
+  return { severity: 'FATAL', code: SQLSTATE.adminShutdown, ...pinnedSessionLost(pins) };
 }
 
 export function keyReusedError(key: string): ErrorReply {

@@ -126,6 +126,8 @@ export class BackendConnection {
   transactionStatus: TxStatus = 'I';
   /** Whether the last CommandComplete was a ROLLBACK (also the tag of COMMIT in a failed block). */
   lastCompletion: 'ROLLBACK' | 'OTHER' = 'OTHER';
+  /** ErrorResponses received so far (did anything fail since a boundary? see SessionPins). */
+  errorResponses = 0;
   /** Extended-protocol messages were sent since the last Sync. */
   inBatch = false;
   /**
@@ -420,6 +422,8 @@ export class BackendConnection {
           : 'OTHER';
     } else if (type === BackendMessage.ReadyForQuery) {
       this.transactionStatus = STATUS_BY_BYTE[decodeReadyForQuery(frame)]!;
+    } else if (type === BackendMessage.ErrorResponse) {
+      this.errorResponses += 1;
     }
     const owner = this.tracker.headOwner();
     if (this.tracker.route(type) === 'client') {

@@ -23,6 +23,8 @@ import { isProtocolError, ProtocolError } from '../wire/errors.ts';
 import { type Frame, FrameKind, frameBytes, type MessageFrame, MessageFramer } from '../wire/framer.ts';
 import {
   buildClose,
+  decodeBindNames,
+  decodeParse,
   decodeQuery,
   decodeSASLInitialResponse,
   decodeSASLResponse,
@@ -66,6 +68,7 @@ import { PoolExhaustedError } from './pool.ts';
 import { CLIENT_OWNER, expectsAnswer, type ResponseOwner } from './response-tracker.ts';
 import { endpointKey, type PortKind, type Route } from './routing.ts';
 import type { SessionHost } from './session-host.ts';
+import { type PinEffect, type PinKind, pinEffects, pinnedSessionLost, SessionPins } from './session-pins.ts';
 import { closeTarget, parseSettingChange, parseStatementName, Settings } from './session-state.ts';
 
 /** Client messages at least this big that span chunks are streamed to the backend, not assembled. */
@@ -103,6 +106,10 @@ export class ClientSession implements SessionInfo, BackendSink {
   startupParameters: ReadonlyMap<string, string> = new Map();
   transactionStatus: TransactionStatus = 'I';
 
+  get pins(): readonly PinKind[] {
+    return this.sessionPins.held();
+  }
+
   private socket: Duplex;
   private phase: Phase = 'startup';
   private readonly framer = new MessageFramer({
@@ -127,6 +134,12 @@ export class ClientSession implements SessionInfo, BackendSink {
   private readonly prepared = new Map<string, Buffer>();
   /** The proxy answers in place of a lost backend: a transaction aborted by failover. */
   private aborted: AbortedTransaction | null = null;
+  /** State that exists only in the backend process (temp tables, LISTEN, ...): it cannot move. */
+  private readonly sessionPins = new SessionPins();
+  /** Pin effects of named prepared statements, noted again at each Bind of them. */
+  private readonly preparedPins = new Map<string, PinEffect[]>();
+  /** The backend and its error count at the last boundary: did anything fail since? */
+  private boundaryMark: { backend: BackendConnection; errors: number } | null = null;
   /** Extended messages are dropped until Sync (after an error the proxy answered itself). */
   private discardUntilSync = false;
   private holdAbort: AbortController | null = null;
@@ -426,6 +439,9 @@ export class ClientSession implements SessionInfo, BackendSink {
     }
     const backend = await this.ensureBackend(bytes.length, false);
     if (backend === null) return;
+    // A query too big to assemble is never read: it may have created anything.
+    if (type === FrontendMessage.Query)
+      this.sessionPins.note([{ op: 'acquire', kind: 'uninspected', name: '' }]);
     this.streamingToBackend = true;
     backend.noteSent(type, CLIENT_OWNER);
     // Until the last part is written the backend is not at a boundary: retire() closes it, never pools it.
@@ -440,6 +456,7 @@ export class ClientSession implements SessionInfo, BackendSink {
       this.answerAborted(this.aborted.answerQuery(sql));
       return;
     }
+    this.sessionPins.note(pinEffects(sql));
     const change = parseSettingChange(sql);
     if (change !== null) this.pendingSetting = change;
     return this.dispatch(request, [frame]);
@@ -457,6 +474,7 @@ export class ClientSession implements SessionInfo, BackendSink {
       this.answerAborted(this.aborted.answerBatch(frames));
       return;
     }
+    this.notePinsOfBatch(frames);
     const request: ClientRequest = {
       kind: 'batch',
       messages: frames.map(toHookMessage),
@@ -474,7 +492,35 @@ export class ClientSession implements SessionInfo, BackendSink {
     this.batchBytes = 0;
     this.batchStreamed = true;
     if (this.aborted !== null) return;
+    this.notePinsOfBatch(frames);
     return this.forwardDefault(frames, null);
+  }
+
+  /** Parse texts pin (or release) as sent; a Bind of a named statement does so again. */
+  private notePinsOfBatch(frames: readonly MessageFrame[]): void {
+    for (const frame of frames) {
+      if (frame.type === FrontendMessage.Parse) {
+        let parse: { statement: string; sql: string };
+        try {
+          parse = decodeParse(frame);
+        } catch {
+          continue; // PostgreSQL rejects the malformed message; nothing runs.
+        }
+        const effects = pinEffects(parse.sql);
+        if (parse.statement !== '') {
+          if (effects.length > 0) this.preparedPins.set(parse.statement, effects);
+          else this.preparedPins.delete(parse.statement);
+        }
+        this.sessionPins.note(effects);
+      } else if (frame.type === FrontendMessage.Bind && this.preparedPins.size > 0) {
+        try {
+          const effects = this.preparedPins.get(decodeBindNames(frame).statement);
+          if (effects !== undefined) this.sessionPins.note(effects);
+        } catch {
+          // Malformed: PostgreSQL rejects it.
+        }
+      }
+    }
   }
 
   private dispatch(request: ClientRequest, frames: MessageFrame[]): Promise<void> | undefined {
@@ -660,6 +706,10 @@ export class ClientSession implements SessionInfo, BackendSink {
    * holdTimeoutMs), re-applies this client's settings and prepared statements, attaches it.
    */
   private async attachBackend(bytes: number): Promise<BackendConnection> {
+    // Session pooling: a session that had a backend and holds state only that one had
+    // never silently gets another (whichever path dropped the old one).
+    if (this.boundaryMark !== null && this.host.config.poolMode === 'session' && this.endIfPinned())
+      throw new BackendLostError('connection-lost');
     const deadlineMs = Date.now() + this.host.config.holdTimeoutMs;
     this.holdAbort = new AbortController();
     let reportedUnreachable = false;
@@ -710,6 +760,7 @@ export class ClientSession implements SessionInfo, BackendSink {
           throw error;
         }
         this.backend = backend;
+        this.boundaryMark = { backend, errors: backend.errorResponses };
         backend.attach(this);
         return backend;
       }
@@ -827,6 +878,7 @@ export class ClientSession implements SessionInfo, BackendSink {
       if (backend.term < this.host.currentTerm()) {
         backend.detach();
         backend.close('term-change');
+        this.endIfPinned();
       } else {
         this.host.pool.release(backend);
       }
@@ -841,6 +893,7 @@ export class ClientSession implements SessionInfo, BackendSink {
       this.backend = null;
       backend.detach();
       backend.close('term-change');
+      this.endIfPinned();
       return;
     }
     backend.close('term-change');
@@ -893,6 +946,7 @@ export class ClientSession implements SessionInfo, BackendSink {
       this.maybeRelease();
       return;
     }
+    if (status === 'I') this.settlePins(backend);
     const change = this.pendingSetting;
     this.pendingSetting = null;
     if (change !== null) this.transactionSettings.push(change);
@@ -909,6 +963,34 @@ export class ClientSession implements SessionInfo, BackendSink {
     this.maybeRelease();
   }
 
+  /** At a boundary: releases since the last one count only if nothing failed or rolled back. */
+  private settlePins(backend: BackendConnection): void {
+    const mark = this.boundaryMark;
+    const clean =
+      mark !== null &&
+      mark.backend === backend &&
+      mark.errors === backend.errorResponses &&
+      backend.lastCompletion !== 'ROLLBACK';
+    this.sessionPins.settle(clean);
+    this.boundaryMark = { backend, errors: backend.errorResponses };
+  }
+
+  /**
+   * The session's backend is gone (failover, server restart, term change). A session
+   * holding state that exists only there ends with FATAL 57P01 instead of moving on
+   * silently without it. Returns true when it ended the session.
+   */
+  private endIfPinned(): boolean {
+    const held = this.sessionPins.held();
+    if (held.length === 0 || this.phase === 'closed') return false;
+    const { message, detail } = pinnedSessionLost(held);
+    this.logger.info('backend lost under a session pinned to it; ending the session', {
+      pins: held.join(','),
+    });
+    this.fatal(SqlState.AdminShutdown, message, detail);
+    return true;
+  }
+
   /** SET statements of the open transaction block, applied if it commits. */
   private transactionSettings: NonNullable<ReturnType<typeof parseSettingChange>>[] = [];
 
@@ -918,7 +1000,10 @@ export class ClientSession implements SessionInfo, BackendSink {
     this.host.counters.backendsLost += 1;
     if (this.pinned || this.phase !== 'ready') return;
     const inFlight = owedReadyForQuery > 0 || batchOpen;
-    if (!inFlight && this.transactionStatus === 'I') return;
+    if (!inFlight && this.transactionStatus === 'I') {
+      this.endIfPinned();
+      return;
+    }
     const wasInTransaction = this.transactionStatus !== 'I';
     this.hooks
       .onBackendLost({
@@ -958,8 +1043,10 @@ export class ClientSession implements SessionInfo, BackendSink {
       case 'respond':
         this.send(verdict.bytes);
         this.transactionStatus = verdict.transactionStatus;
+        this.endIfPinned();
         return;
       case 'abort': {
+        if (this.endIfPinned()) return;
         const abort = abortedByFailoverError(
           'The primary changed while the transaction was open. Retrying the whole transaction is safe.',
         );

@@ -6,6 +6,7 @@
 // client and keeps the current backend attached (it is never released to the pool
 // or swapped mid-request), so a hook may run several steps on one backend.
 import type { Endpoint } from '../cluster/view.ts';
+import type { PinKind } from './session-pins.ts';
 
 export type TransactionStatus = 'I' | 'T' | 'E';
 
@@ -21,6 +22,8 @@ export interface SessionInfo {
   readonly port: 'write' | 'read';
   /** Transaction status from the last ReadyForQuery the client was sent. */
   readonly transactionStatus: TransactionStatus;
+  /** State only the current backend process holds (temp tables, LISTEN, ...); empty when the session can move. */
+  readonly pins: readonly PinKind[];
 }
 
 /** One frontend message as received: its type byte and the whole raw message (type + length + body). */

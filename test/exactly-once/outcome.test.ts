@@ -9,7 +9,6 @@ import {
   type XactStatus,
 } from '../../src/exactly-once/outcome.ts';
 import { respond, SQLSTATE } from '../../src/exactly-once/response.ts';
-import { applySessionEffects, isPinned, UNPINNED } from '../../src/exactly-once/session-state.ts';
 
 const fence = (xid: bigint | null, insertLsn: bigint) => ({ xid, insertLsn });
 const unkeyed = (f = fence(100n, 1000n)): InFlight => ({ stage: 'commit-sent', fence: f, keyed: false });
@@ -129,31 +128,16 @@ test('property: the resolver always ends in a verdict when every question is ans
 });
 
 test('client responses follow the SQLSTATE contract', () => {
-  assert.deepEqual(respond('committed', UNPINNED), { kind: 'success' });
-  const notCommitted = respond('not-committed', UNPINNED);
+  assert.deepEqual(respond('committed', []), { kind: 'success' });
+  const notCommitted = respond('not-committed', []);
   assert.equal(notCommitted.kind === 'error' && notCommitted.error.code, SQLSTATE.serializationFailure);
   assert.equal(notCommitted.kind === 'error' && notCommitted.error.severity, 'ERROR');
-  const unknown = respond('unknown', UNPINNED);
+  const unknown = respond('unknown', []);
   assert.equal(unknown.kind === 'error' && unknown.error.code, '08007');
   assert.equal(unknown.kind === 'error' && unknown.error.severity, 'FATAL');
-  const pinned = applySessionEffects(UNPINNED, 'CREATE TEMP TABLE x (a int)');
+  const pinned = ['temp'] as const;
   const stuck = respond('not-committed', pinned);
   assert.equal(stuck.kind === 'error' && stuck.error.code, '57P01');
   const committedStuck = respond('committed', pinned);
   assert.equal(committedStuck.kind === 'success' && committedStuck.thenClose?.code, '57P01');
-});
-
-test('session pinning: temp tables, advisory locks, LISTEN, WITH HOLD cursors, and their release', () => {
-  let s = applySessionEffects(UNPINNED, 'SELECT pg_advisory_lock(1)');
-  assert.equal(s.advisoryLocks, true);
-  s = applySessionEffects(s, 'SELECT pg_advisory_unlock_all()');
-  assert.equal(isPinned(s), false);
-  assert.equal(isPinned(applySessionEffects(UNPINNED, 'SELECT pg_advisory_xact_lock(1)')), false);
-  assert.equal(applySessionEffects(UNPINNED, 'LISTEN ch').listening, true);
-  assert.equal(applySessionEffects(UNPINNED, 'DECLARE c CURSOR WITH HOLD FOR SELECT 1').holdCursors, true);
-  assert.equal(applySessionEffects(UNPINNED, 'CREATE TEMPORARY TABLE t (a int)').tempTables, true);
-  assert.equal(
-    isPinned(applySessionEffects(applySessionEffects(UNPINNED, 'LISTEN a'), 'DISCARD ALL')),
-    false,
-  );
 });
