@@ -146,6 +146,7 @@ export class Sidecar implements Service {
       logger: componentLogger(this.logger, 'sync'),
       durability: config.durability,
       backups: () => this.otherMembers().map((m) => m.name),
+      mayChange: () => this.failover?.health().writable ?? true,
     });
     this.probe.on('result', (result) => {
       this.syncStandbys.onProbe(result);

@@ -12,6 +12,14 @@ export interface SyncManagerOptions {
   durability: Durability;
   /** The other members that may act as synchronous backups. */
   backups: () => string[];
+  /**
+   * Whether this node may write now (with failover: its lease gate is open). While
+   * it may not, nothing changes: a primary woken from a freeze, before it hears of
+   * the new term, sees no streaming backup, and degrading to asynchronous commit
+   * would release the commits waiting on its PostgreSQL after a new primary took
+   * over (acknowledged, then rewound away). Absent: always.
+   */
+  mayChange?: () => boolean;
 }
 
 export class SyncStandbyManager {
@@ -41,6 +49,7 @@ export class SyncStandbyManager {
       if (result.role !== 'primary') this.decision = null;
       return;
     }
+    if (this.options.mayChange?.() === false) return;
     const backups = this.options.backups();
     const healthy = result.replication
       .filter((r) => r.state === 'streaming' && backups.includes(r.applicationName))
