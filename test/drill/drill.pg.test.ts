@@ -14,6 +14,7 @@ import { startLocalCluster } from '../support/cluster.ts';
 const SCENARIOS: Array<[string, WorkloadKind]> = [
   ['kill-postgres', 'mixed'],
   ['switchover', 'unkeyed'],
+  ['pause-primary', 'mixed'],
 ];
 
 test('drills: each scenario once against a live cluster passes the checker', {
