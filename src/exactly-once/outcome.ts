@@ -37,6 +37,11 @@ export interface Facts {
   oldBackendTerminated?: boolean;
   /** Answer to `key-row`; undefined = not asked yet. */
   keyRow?: 'present' | 'absent';
+  /**
+   * Answer to `sync-flushed` (same primary only): the synchronous standbys flushed the
+   * primary's WAL past the commit within the bound; undefined = not asked yet.
+   */
+  syncFlushed?: boolean;
 }
 
 export type Verdict = 'committed' | 'not-committed' | 'unknown';
@@ -48,7 +53,9 @@ export type Step =
   /** `pg_terminate_backend(old pid)` and wait until it is gone, then ask again. */
   | { kind: 'ask'; question: 'terminate-old-backend' }
   /** Whether the ledger row of the key exists (read after the old backend can no longer commit). */
-  | { kind: 'ask'; question: 'key-row' };
+  | { kind: 'ask'; question: 'key-row' }
+  /** Wait (bounded) until the synchronous standbys flushed the primary's WAL as far as it is now. */
+  | { kind: 'ask'; question: 'sync-flushed' };
 
 export function resolve(flight: InFlight, facts: Facts): Step {
   if (flight.stage === 'before-commit') {
@@ -68,7 +75,7 @@ export function resolve(flight: InFlight, facts: Facts): Step {
     }
     if (facts.keyRow === undefined) return { kind: 'ask', question: 'key-row' };
     return facts.keyRow === 'present'
-      ? verdict('committed', 'the key row, committed with the work, is on the primary')
+      ? committedOn(facts, 'the key row, committed with the work, is on the primary')
       : verdict('not-committed', 'the key row, committed with the work, is not on the primary');
   }
   if (flight.stage === 'unfenced' || flight.fence === null) {
@@ -87,7 +94,7 @@ export function resolve(flight: InFlight, facts: Facts): Step {
   if (facts.xactStatus === undefined) return { kind: 'ask', question: 'xact-status' };
   switch (facts.xactStatus) {
     case 'committed':
-      return verdict('committed', 'pg_xact_status says committed');
+      return committedOn(facts, 'pg_xact_status says committed');
     case 'aborted':
       return verdict('not-committed', 'pg_xact_status says aborted');
     case 'in progress':
@@ -95,6 +102,23 @@ export function resolve(flight: InFlight, facts: Facts): Step {
     default:
       return verdict('unknown', 'the transaction status is no longer known');
   }
+}
+
+/**
+ * Committed on the server we reached. On the same primary the commit's wait for
+ * synchronous replication may have been cut short by the loss: it is acknowledged
+ * only once the synchronous standbys flushed it, else a failover could still lose
+ * it (then its fate is unknown to the client: 08007). A promoted backup replayed it.
+ */
+function committedOn(facts: Facts, reason: string): Step {
+  if (!facts.samePrimary) return verdict('committed', reason);
+  if (facts.syncFlushed === undefined) return { kind: 'ask', question: 'sync-flushed' };
+  return facts.syncFlushed
+    ? verdict('committed', `${reason}, and the synchronous standbys flushed it`)
+    : verdict(
+        'unknown',
+        `${reason}, but the synchronous standbys did not flush it in time: a failover could still lose it`,
+      );
 }
 
 function verdict(v: Verdict, reason: string): Step {

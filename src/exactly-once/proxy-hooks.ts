@@ -29,6 +29,7 @@ import {
   buildErrorResponse,
   buildReadyForQuery,
   CLOSE_COMPLETE,
+  decodeErrorResponse,
   NO_DATA,
   PARSE_COMPLETE,
 } from '../wire/backend.ts';
@@ -66,10 +67,12 @@ import {
   lookupSql,
   parseByteaHex,
   parseLsn,
+  STANDBY_FLUSH_SQL,
   terminateBackendSql,
   textLiteral,
   xactStatusSql,
 } from './sql-text.ts';
+import { requiredSyncStandbys, type StandbyFlush, syncFlushed } from './sync-flush.ts';
 import { decodeTextRow, sqlstateOf, WrapFilter } from './wrap-filter.ts';
 
 export interface ExactlyOnceHooksOptions {
@@ -119,6 +122,8 @@ interface StoredRow {
 const MAX_KEYED_ATTEMPTS = 3;
 const TERMINATE_WAIT_MS = 5000;
 const TERMINATE_POLL_MS = 50;
+/** Polling pg_stat_replication while a same-primary commit waits for its synchronous standby. */
+const SYNC_FLUSH_POLL_MS = 20;
 // Cheap prefilters: the lexer runs only on text that can matter, so the common
 // statement inside a transaction costs a few regex scans, not several tokenizations.
 const MAY_HAVE_KEY = /pgward_key/;
@@ -478,6 +483,10 @@ export class ExactlyOnceHooks implements ProxyHooks {
   ): Promise<boolean> {
     let error: Buffer | null = null;
     let failedStatus = false;
+    const commits = sql.endsWith('COMMIT');
+    /** A WARNING with the COMMIT (a cancelled synchronous-replication wait?): the answer waits, see ackAfterWarning. */
+    let warned = false;
+    let heldAnswer: Buffer | null = null;
     const pending = backend.forward([buildQuery(sql)], (type, message) => {
       if (type === BackendMessage.ErrorResponse) {
         error ??= Buffer.from(message);
@@ -488,9 +497,18 @@ export class ExactlyOnceHooks implements ProxyHooks {
           failedStatus = true;
           return null;
         }
-        return Buffer.concat([error ?? prepend, message]);
+        const answer = Buffer.concat([error ?? prepend, message]);
+        if (!warned || error !== null) return answer;
+        heldAnswer = answer;
+        return null;
       }
-      if (type === BackendMessage.NoticeResponse) return message;
+      if (type === BackendMessage.NoticeResponse) {
+        if (commits && !warned && isWarning(message)) {
+          warned = true;
+          return null;
+        }
+        return message;
+      }
       return null;
     });
     if (failpointsActive && sql.endsWith('COMMIT')) {
@@ -500,6 +518,7 @@ export class ExactlyOnceHooks implements ProxyHooks {
     }
     await pending;
     if (failedStatus) return this.finish(ctx, backend, 'ROLLBACK', error ?? prepend);
+    if (heldAnswer !== null) return this.ackAfterWarning(ctx, backend, heldAnswer);
     return true;
   }
 
@@ -711,10 +730,17 @@ export class ExactlyOnceHooks implements ProxyHooks {
     let fenceRow: Array<string | null> | null = null;
     let fenceAnswered = false;
     let completed = false;
+    /** From a WARNING on (a cancelled synchronous-replication wait says so): held back, see below. */
+    let held: Array<{ type: number; message: Buffer }> | null = null;
     track.commitInFlight = true;
     try {
       await backend.forward([buildQuery(FENCE_SQL), ...messages], (type, message) => {
         if (fenceAnswered) {
+          if (held === null && type === BackendMessage.NoticeResponse && isWarning(message)) held = [];
+          if (held !== null) {
+            held.push({ type, message: Buffer.from(message) });
+            return null;
+          }
           if (type === BackendMessage.CommandComplete) completed = true;
           return message;
         }
@@ -723,6 +749,17 @@ export class ExactlyOnceHooks implements ProxyHooks {
         else if (type === BackendMessage.NoticeResponse) return message;
         return null;
       });
+      if (held === null) return true;
+      const messagesHeld: ReadonlyArray<{ type: number; message: Buffer }> = held;
+      const committed =
+        messagesHeld.some((m) => m.type === BackendMessage.CommandComplete) &&
+        !messagesHeld.some((m) => m.type === BackendMessage.ErrorResponse);
+      const answer = messagesHeld.filter(
+        (m) => !(committed && m.type === BackendMessage.NoticeResponse && isWarning(m.message)),
+      );
+      const bytes = Buffer.concat(answer.map((m) => m.message));
+      if (committed) return await this.ackAfterWarning(ctx, backend, bytes);
+      ctx.sendToClient(bytes);
       return true;
     } catch (error) {
       if (!(error instanceof BackendLostError)) throw error;
@@ -736,6 +773,28 @@ export class ExactlyOnceHooks implements ProxyHooks {
     } finally {
       track.commitInFlight = false;
     }
+  }
+
+  /**
+   * A WARNING came with the commit: if it was PostgreSQL cancelling the wait for
+   * synchronous replication (pg_cancel_backend; statement_timeout is off during
+   * COMMIT), the commit is only local. Which WARNING it was is not decided on
+   * message text: any WARNING with a successful COMMIT costs one bounded wait for
+   * the synchronous standbys (immediate when they are healthy). Flushed: the client
+   * gets the held answer (without that warning); not within the bound: 08007.
+   */
+  private async ackAfterWarning(
+    ctx: RequestContext,
+    backend: BackendChannel,
+    answer: Buffer,
+  ): Promise<boolean> {
+    const deadline = Date.now() + this.options.config.resolveTimeoutMs;
+    if (!(await waitSyncFlushed(backend, deadline))) {
+      const response = respond('unknown', ctx.session.pins);
+      if (response.kind === 'error') return this.close(ctx, response.error);
+    }
+    ctx.sendToClient(answer);
+    return true;
   }
 
   private async answerCommitLoss(
@@ -823,7 +882,8 @@ export class ExactlyOnceHooks implements ProxyHooks {
             });
             return { verdict: next.verdict, backend, stored };
           }
-          if (next.question === 'xact-status')
+          if (next.question === 'sync-flushed') facts.syncFlushed = await waitSyncFlushed(backend, deadline);
+          else if (next.question === 'xact-status')
             facts.xactStatus = await xactStatus(backend, flight.fence!.xid!);
           else if (next.question === 'terminate-old-backend') {
             await terminateAndWait(backend, lost.backendPid);
@@ -932,6 +992,38 @@ async function xactStatus(backend: BackendChannel, xid: bigint): Promise<XactSta
     if (error instanceof OwnedQueryError) return null;
     throw error;
   }
+}
+
+/**
+ * Waits until the synchronous standbys flushed the primary's WAL as far as it
+ * reached when the wait began (past the commit found committed), or the deadline.
+ * The rule is re-read at each poll: the sidecar may change the quorum meanwhile.
+ */
+async function waitSyncFlushed(backend: BackendChannel, deadlineMs: number): Promise<boolean> {
+  let target: bigint | null = null;
+  for (;;) {
+    let rows: readonly (readonly (string | null)[])[];
+    try {
+      rows = (await backend.query(STANDBY_FLUSH_SQL)).rows;
+    } catch (error) {
+      if (error instanceof OwnedQueryError) return false;
+      throw error;
+    }
+    const first = rows[0];
+    if (first === undefined || first[1] === null || first[1] === undefined) return false;
+    target ??= parseLsn(first[1]);
+    const standbys: StandbyFlush[] = rows
+      .filter((row) => row[2] !== null && row[2] !== undefined)
+      .map((row) => ({ syncState: row[2]!, flushLsn: row[3] ? parseLsn(row[3]) : null }));
+    if (syncFlushed(target, requiredSyncStandbys(first[0] ?? ''), standbys)) return true;
+    if (Date.now() >= deadlineMs) return false;
+    await new Promise((resolveWait) => setTimeout(resolveWait, SYNC_FLUSH_POLL_MS));
+  }
+}
+
+function isWarning(notice: Buffer): boolean {
+  const fields = decodeErrorResponse({ buffer: notice, bodyStart: 5, end: notice.length });
+  return (fields.severityNonLocalized ?? fields.severity) === 'WARNING';
 }
 
 async function terminateAndWait(backend: BackendChannel, pid: number): Promise<void> {

@@ -43,6 +43,15 @@ export function lookupSql(scope: string, key: string): string {
   );
 }
 
+/**
+ * The synchronous-commit rule and where the primary's WAL ends now, one row per
+ * standby (a single row with NULL standby columns when none streams). flush_lsn
+ * reads NULL without pg_read_all_stats: the wait then runs out (08007), never
+ * acknowledges blindly.
+ */
+export const STANDBY_FLUSH_SQL =
+  "SELECT s.names, s.insert_lsn::text, r.sync_state, r.flush_lsn::text FROM (SELECT current_setting('synchronous_standby_names') AS names, pg_current_wal_insert_lsn() AS insert_lsn) s LEFT JOIN pg_stat_replication r ON true";
+
 export function xactStatusSql(xid: bigint): string {
   return `SELECT pg_xact_status('${xid}'::xid8)::text`;
 }

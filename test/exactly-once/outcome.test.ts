@@ -59,8 +59,35 @@ test('reference §5.1.2: same primary, in progress → terminate the old backend
   assert.equal(verdictOf(resolve(flight, facts)), 'ask:terminate-old-backend');
   const after = { samePrimary: true, promotedAtLsn: null, oldBackendTerminated: true };
   assert.equal(verdictOf(resolve(flight, after)), 'ask:xact-status');
-  assert.equal(verdictOf(resolve(flight, { ...after, xactStatus: 'committed' })), 'committed');
+  assert.equal(verdictOf(resolve(flight, { ...after, xactStatus: 'committed' })), 'ask:sync-flushed');
   assert.equal(verdictOf(resolve(flight, { ...after, xactStatus: 'aborted' })), 'not-committed');
+});
+
+test('reference §5.1.2: same primary, committed → acknowledged only once the synchronous standbys flushed it', () => {
+  const same = { samePrimary: true, promotedAtLsn: null, xactStatus: 'committed' as const };
+  assert.equal(verdictOf(resolve(unkeyed(), same)), 'ask:sync-flushed');
+  assert.equal(verdictOf(resolve(unkeyed(), { ...same, syncFlushed: true })), 'committed');
+  assert.equal(verdictOf(resolve(unkeyed(), { ...same, syncFlushed: false })), 'unknown');
+  const keyed: InFlight = { stage: 'commit-sent', fence: null, keyed: true };
+  const keyedSame = {
+    samePrimary: true,
+    promotedAtLsn: null,
+    oldBackendTerminated: true,
+    keyRow: 'present' as const,
+  };
+  assert.equal(verdictOf(resolve(keyed, keyedSame)), 'ask:sync-flushed');
+  assert.equal(verdictOf(resolve(keyed, { ...keyedSame, syncFlushed: true })), 'committed');
+  assert.equal(verdictOf(resolve(keyed, { ...keyedSame, syncFlushed: false })), 'unknown');
+  // After a failover the promoted backup replayed the commit: no wait.
+  assert.equal(
+    verdictOf(resolve(unkeyed(fence(100n, 10n)), failedOver(10n, { xactStatus: 'committed' }))),
+    'committed',
+  );
+  // A transaction that wrote nothing has nothing to replicate.
+  assert.equal(
+    verdictOf(resolve(unkeyed(fence(null, 10n)), { samePrimary: true, promotedAtLsn: null })),
+    'committed',
+  );
 });
 
 test('unfenced commits are undeterminable; keyed ones are decided by the key row', () => {
@@ -98,11 +125,16 @@ test('property: the resolver always ends in a verdict when every question is ans
       arbStatus,
       arbStatus,
       fc.boolean(),
-      (flight, same, s, before, after, keyPresent) => {
+      fc.boolean(),
+      (flight, same, s, before, after, keyPresent, flushed) => {
         const facts: Facts = { samePrimary: same, promotedAtLsn: s };
-        for (let steps = 0; steps < 6; steps++) {
+        for (let steps = 0; steps < 7; steps++) {
           const step = resolve(flight, facts);
           if (step.kind === 'verdict') {
+            // On the same primary a commit that wrote is acknowledged only after the sync standbys flushed it.
+            if (same && step.verdict === 'committed' && (flight.keyed || flight.fence?.xid != null)) {
+              assert.equal(facts.syncFlushed, true);
+            }
             // A failover that put the commit record after S can never be reported committed.
             if (
               !same &&
@@ -119,9 +151,10 @@ test('property: the resolver always ends in a verdict when every question is ans
           else if (step.question === 'terminate-old-backend') {
             facts.oldBackendTerminated = true;
             delete facts.xactStatus;
-          } else facts.keyRow = keyPresent ? 'present' : 'absent';
+          } else if (step.question === 'sync-flushed') facts.syncFlushed = flushed;
+          else facts.keyRow = keyPresent ? 'present' : 'absent';
         }
-        assert.fail('the resolver asked more than 5 questions');
+        assert.fail('the resolver asked more than 6 questions');
       },
     ),
   );
