@@ -1,6 +1,7 @@
 // `pgward down`: stops every process `up` started. Sidecars get SIGTERM and stop
 // their PostgreSQL themselves; past the bound they are killed and any postmaster
 // left is stopped by pid (fast, then immediate, then SIGKILL). Verified by pid.
+import { UserError } from '../errors.ts';
 import { isPostmasterOf, queryOnce, readPostmasterPid } from '../postgres/instance.ts';
 import { type LocalCluster, nodeHost, readState, writeState } from './layout.ts';
 import { removeNetwork } from './netns.ts';
@@ -101,8 +102,13 @@ export async function downLocalCluster(
   writeState(cluster.dir, { sidecars: {} });
   // Nothing runs in the namespaces any more: remove them, their veths and the bridge.
   if (cluster.network !== undefined) {
-    const problems = removeNetwork(cluster.network);
-    if (problems.length > 0) throw new Error(`could not remove ${problems.join(', ')}`);
+    const problems = await removeNetwork(cluster.network);
+    if (problems.length > 0) {
+      throw new UserError(
+        `pgward down stopped every process but could not remove ${problems.join(', ')}`,
+        `run pgward down --dir ${cluster.dir} again, or remove them with ip netns del / ip link del`,
+      );
+    }
     log(`removed the network namespaces and bridge ${cluster.network.bridge}`);
   }
   return { stopped: [...sidecars, ...postmasters] };

@@ -128,19 +128,42 @@ export function ensureNetwork(network: NetnsNetwork): void {
   }
 }
 
-/** Removes the namespaces (their veths and iptables rules go with them), the bridge and the FORWARD rule. */
-export function removeNetwork(network: NetnsNetwork): string[] {
+/** Polls `gone` every 100 ms until it holds or `timeoutMs` passes; returns its last answer. */
+async function eventually(gone: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!gone()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return true;
+}
+
+const TEARDOWN_WAIT_MS = 10_000;
+
+/**
+ * Removes the namespaces (their veths and iptables rules go with them), the bridge and
+ * the FORWARD rule; returns what is still there. The kernel destroys a deleted
+ * namespace's veth pair asynchronously, so a veth is waited for before it is deleted
+ * by hand (deleting it while it goes away fails).
+ */
+export async function removeNetwork(network: NetnsNetwork): Promise<string[]> {
   const problems: string[] = [];
   const existing = namespaces();
   for (const node of Object.values(network.nodes)) {
-    if (existing.has(node.namespace) && !tryRun('ip', ['netns', 'del', node.namespace])) {
-      problems.push(`namespace ${node.namespace}`);
-    }
-    if (linkExists(node.veth) && !tryRun('ip', ['link', 'del', node.veth]))
+    if (existing.has(node.namespace)) tryRun('ip', ['netns', 'del', node.namespace]);
+  }
+  for (const node of Object.values(network.nodes)) {
+    if (namespaces().has(node.namespace)) problems.push(`namespace ${node.namespace}`);
+    if (await eventually(() => !linkExists(node.veth), TEARDOWN_WAIT_MS)) continue;
+    tryRun('ip', ['link', 'del', node.veth]);
+    if (!(await eventually(() => !linkExists(node.veth), TEARDOWN_WAIT_MS)))
       problems.push(`veth ${node.veth}`);
   }
-  if (linkExists(network.bridge) && !tryRun('ip', ['link', 'del', network.bridge])) {
-    problems.push(`bridge ${network.bridge}`);
+  if (linkExists(network.bridge)) {
+    tryRun('ip', ['link', 'del', network.bridge]);
+    if (!(await eventually(() => !linkExists(network.bridge), TEARDOWN_WAIT_MS))) {
+      problems.push(`bridge ${network.bridge}`);
+    }
   }
   while (tryRun('iptables', ['-w', '-C', ...forwardRule(network)])) {
     if (!tryRun('iptables', ['-w', '-D', ...forwardRule(network)])) {

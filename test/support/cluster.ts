@@ -263,7 +263,7 @@ export async function startLocalCluster(options: StartClusterOptions = {}): Prom
         keepLogs(local);
         removeTempDir(dir);
         // `down` removes the network; this catches a down that failed half-way.
-        if (local.network !== undefined) removeNetwork(local.network);
+        if (local.network !== undefined) await removeNetwork(local.network);
       }
     },
   };
