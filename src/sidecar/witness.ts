@@ -135,11 +135,15 @@ export class WitnessSidecar implements Service {
         pid: own ? process.pid : null,
         api: own ? safeUrl(this.api) : `http://${member.host}:${member.apiPort}`,
       },
-      proxy: {
-        host: member.host,
-        port: member.proxyPort ?? config.proxy.port,
-        readOnlyPort: member.readOnlyPort ?? config.proxy.readOnlyPort,
-      },
+      // A witness lists a proxy only when its own runs; members' come from their entries.
+      proxy:
+        member.kind === 'witness' && !(own && config.proxy.enabled)
+          ? { host: member.host, port: 0, readOnlyPort: 0 }
+          : {
+              host: member.host,
+              port: member.proxyPort ?? config.proxy.port,
+              readOnlyPort: member.readOnlyPort ?? config.proxy.readOnlyPort,
+            },
       postgres: {
         host: member.host,
         port: member.pgPort ?? 0,
