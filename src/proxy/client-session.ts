@@ -143,6 +143,8 @@ export class ClientSession implements SessionInfo, BackendSink {
   /** Extended messages are dropped until Sync (after an error the proxy answered itself). */
   private discardUntilSync = false;
   private holdAbort: AbortController | null = null;
+  /** attachBackend has a route and is connecting or replaying state on it (counts as work in flight). */
+  private acquiring = false;
   private lastRequest: ClientRequest | null = null;
   private scram: ScramServer | null = null;
   private readonly loginTimer: NodeJS.Timeout;
@@ -641,7 +643,7 @@ export class ClientSession implements SessionInfo, BackendSink {
   private forwardDefault(frames: MessageFrame[], request: ClientRequest | null): Promise<void> | undefined {
     if (request !== null) this.lastRequest = request;
     const backend = this.backend;
-    if (backend !== null) return this.writeFrames(backend, frames);
+    if (backend !== null && !this.mustHoldAttached(backend)) return this.writeFrames(backend, frames);
     const lastType = frames[frames.length - 1]!.type;
     const bytes = frames.reduce((n, f) => n + f.end - f.start, 0);
     return this.ensureBackend(bytes, endsWithReadyForQuery(lastType)).then((attached) => {
@@ -690,9 +692,10 @@ export class ClientSession implements SessionInfo, BackendSink {
 
   /** The attached backend, or a new one; null when the request was answered with an error instead. */
   private async ensureBackend(bytes: number, endsWithReady: boolean): Promise<BackendConnection | null> {
-    if (this.backend !== null) return this.backend;
+    if (this.backend !== null && !this.mustHoldAttached(this.backend)) return this.backend;
     try {
-      return await this.attachBackend(bytes);
+      if (this.backend !== null) await this.holdAttached(bytes);
+      return this.backend ?? (await this.attachBackend(bytes));
     } catch (error) {
       if (this.phase === 'closed') return null;
       const [code, message] = describeAcquireFailure(error);
@@ -715,6 +718,7 @@ export class ClientSession implements SessionInfo, BackendSink {
     let reportedUnreachable = false;
     try {
       for (;;) {
+        this.acquiring = false;
         let route: Route | null = this.host.route(this.port);
         if (route === null) {
           await this.host.holds.hold(bytes, deadlineMs, this.holdAbort.signal, () => {
@@ -724,6 +728,7 @@ export class ClientSession implements SessionInfo, BackendSink {
         }
         const term = this.host.currentTerm();
         let backend: BackendConnection;
+        this.acquiring = true;
         try {
           const acquired = await this.acquireUnlessRerouted(
             this.host.pool.acquire(
@@ -745,6 +750,7 @@ export class ClientSession implements SessionInfo, BackendSink {
           }
           const retryAtMs = Date.now() + RECONNECT_RETRY_MS;
           const retryDue = () => Date.now() >= retryAtMs;
+          this.acquiring = false;
           await this.host.holds.hold(bytes, deadlineMs, this.holdAbort.signal, retryDue, RECONNECT_RETRY_MS);
           continue;
         }
@@ -766,7 +772,59 @@ export class ClientSession implements SessionInfo, BackendSink {
       }
     } finally {
       this.holdAbort = null;
+      this.acquiring = false;
     }
+  }
+
+  /**
+   * Session pooling keeps a backend attached between transactions, so a new one
+   * would start on it even while writes are held (a switchover draining the
+   * primary, no primary in this term): at a transaction boundary with no write
+   * route, the request waits like one without a backend.
+   */
+  private mustHoldAttached(backend: BackendConnection): boolean {
+    return (
+      this.port === 'write' &&
+      this.transactionStatus === 'I' &&
+      backend.atBoundary &&
+      this.host.route(this.port) === null
+    );
+  }
+
+  /** Holds until writes have a route again; a backend that is not on that route (older term) is dropped. */
+  private async holdAttached(bytes: number): Promise<void> {
+    this.holdAbort = new AbortController();
+    try {
+      const deadlineMs = Date.now() + this.host.config.holdTimeoutMs;
+      await this.host.holds.hold(
+        bytes,
+        deadlineMs,
+        this.holdAbort.signal,
+        () => this.host.route(this.port) !== null,
+      );
+    } finally {
+      this.holdAbort = null;
+    }
+    const backend = this.backend;
+    const route = this.host.route(this.port);
+    if (backend === null) return;
+    const moved = route === null || endpointKey(route.endpoint) !== endpointKey(backend.endpoint);
+    if (!moved && backend.term >= this.host.currentTerm()) return;
+    this.backend = null;
+    backend.detach();
+    backend.close('term-change');
+    // State that cannot move ends the session (as in onTopology) rather than vanish.
+    if (this.endIfPinned()) throw new BackendLostError('connection-lost');
+  }
+
+  /** A request or transaction of this write-port session is on a backend, or about to be: a switchover waits for it. */
+  get writeInFlight(): boolean {
+    if (this.port !== 'write') return false;
+    if (this.acquiring) return true;
+    // Held (no route, or waiting at a boundary): nothing of it runs on a backend.
+    if (this.holdAbort !== null) return false;
+    if (this.pinned) return true;
+    return this.backend !== null && !this.backend.atBoundary;
   }
 
   /**
@@ -1098,6 +1156,7 @@ export class ClientSession implements SessionInfo, BackendSink {
   }
 
   private async attachChannel(): Promise<BackendChannel> {
+    if (this.backend !== null && this.mustHoldAttached(this.backend)) await this.holdAttached(0);
     const backend = this.backend ?? (await this.attachBackend(0));
     return channelOf(backend);
   }

@@ -134,6 +134,13 @@ export class ProxyServer implements Service, SessionHost {
     return { write, read: read ?? null };
   }
 
+  /** Write-port sessions with a request or transaction on a backend, or connecting to one: what a switchover drains. */
+  writesInFlight(): number {
+    let busy = 0;
+    for (const session of this.sessions.values()) if (session.writeInFlight) busy += 1;
+    return busy;
+  }
+
   stats(): ProxyStats {
     const pool = this.pool.stats();
     return {
