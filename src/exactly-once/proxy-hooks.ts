@@ -130,6 +130,8 @@ const MAY_HAVE_KEY = /pgward_key/;
 const MAY_SET_KEY = /pgward\.idempotency_key/i;
 /** COMMIT/END anywhere (leading comments, multi-statement text): classify decides. */
 const MAY_COMMIT = /\b(commit|end)\b/i;
+/** Transaction-form keys have no request text to compare: one constant fingerprint, hashed once. */
+const TRANSACTION_KEY_FINGERPRINT = fingerprint({ sql: 'pgward transaction key' });
 /** SQLSTATEs that mean the ledger is not installed in this database. */
 const LEDGER_MISSING = new Set(['3F000', '42883', '42P01']);
 
@@ -608,7 +610,7 @@ export class ExactlyOnceHooks implements ProxyHooks {
     key: string,
   ): Promise<boolean> {
     const backend = await ctx.backend();
-    const claim = claimSql(track.scope, key, fingerprint({ sql: 'pgward transaction key' }));
+    const claim = claimSql(track.scope, key, TRANSACTION_KEY_FINGERPRINT);
     let phase: 'claim' | 'client' = 'claim';
     let claimError: Buffer | null = null;
     const claiming = backend.forward([buildQuery(claim), ...messages], (type, message) => {
@@ -719,6 +721,8 @@ export class ExactlyOnceHooks implements ProxyHooks {
    * flushes it at its ReadyForQuery before it reads the COMMIT, so the pair is on
    * the wire before the commit starts. If the connection dies and the pair never
    * arrived, the COMMIT may have run: the outcome is then unknown unless a key decides it.
+   * A keyed transaction sends no fence: its key row, committed with the work, decides
+   * the outcome (outcome.ts never reads the fence of a keyed flight).
    */
   private async pipelinedCommit(
     ctx: RequestContext,
@@ -728,13 +732,14 @@ export class ExactlyOnceHooks implements ProxyHooks {
     keyed: KeyedRequest | null,
   ): Promise<boolean> {
     let fenceRow: Array<string | null> | null = null;
-    let fenceAnswered = false;
+    let fenceAnswered = keyed !== null;
     let completed = false;
     /** From a WARNING on (a cancelled synchronous-replication wait says so): held back, see below. */
     let held: Array<{ type: number; message: Buffer }> | null = null;
     track.commitInFlight = true;
     try {
-      await backend.forward([buildQuery(FENCE_SQL), ...messages], (type, message) => {
+      const sent = keyed === null ? [buildQuery(FENCE_SQL), ...messages] : messages;
+      await backend.forward(sent, (type, message) => {
         if (fenceAnswered) {
           if (held === null && type === BackendMessage.NoticeResponse && isWarning(message)) held = [];
           if (held !== null) {
@@ -765,9 +770,11 @@ export class ExactlyOnceHooks implements ProxyHooks {
       if (!(error instanceof BackendLostError)) throw error;
       const fence = fenceRow === null ? null : parseFence(fenceRow);
       const flight: InFlight =
-        fence === null
-          ? { stage: 'unfenced', fence: null, keyed: keyed !== null }
-          : { stage: 'commit-sent', fence, keyed: keyed !== null };
+        keyed !== null
+          ? { stage: 'commit-sent', fence: null, keyed: true }
+          : fence === null
+            ? { stage: 'unfenced', fence: null, keyed: false }
+            : { stage: 'commit-sent', fence, keyed: false };
       const outcome = await this.resolveLoss(ctx, backend, flight, keyed, track);
       return this.answerCommitLoss(ctx, outcome, completed);
     } finally {
