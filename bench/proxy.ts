@@ -7,7 +7,10 @@
 // proxy's RSS with 10k idle clients. Writes bench/results/proxy.json and prints a summary.
 //
 // Options (env): BENCH_SECONDS (10), BENCH_ROUNDS (3), BENCH_CLIENTS (16), BENCH_IDLE_CLIENTS
-// (10000), BENCH_VARIANTS (pgward; comma-separated names from bench/proxy-variants.ts).
+// (10000; 0 skips that part), BENCH_VARIANTS (pgward; comma-separated names from
+// bench/proxy-variants.ts), BENCH_MODES (all: select-only,tpcb-like,select-only-connect,latency),
+// BENCH_OUTPUT (bench/results/proxy.json; short exploratory runs write elsewhere),
+// BENCH_PGBOUNCER (1; 0 leaves PgBouncer out, e.g. where it is not installed).
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -29,6 +32,11 @@ const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 16);
 const THREADS = 2;
 const IDLE_CLIENTS = Number(process.env.BENCH_IDLE_CLIENTS ?? 10000);
 const VARIANTS = (process.env.BENCH_VARIANTS ?? 'pgward').split(',').filter((v) => v !== '');
+const SELECTED_MODES = new Set(
+  (process.env.BENCH_MODES ?? 'select-only,tpcb-like,select-only-connect,latency').split(','),
+);
+const OUTPUT = path.resolve(process.env.BENCH_OUTPUT ?? 'bench/results/proxy.json');
+const WITH_PGBOUNCER = process.env.BENCH_PGBOUNCER !== '0';
 const SCALE = 10;
 const POOL_SIZE = 20;
 const POSTGRES_SETTINGS = {
@@ -289,16 +297,15 @@ async function main(): Promise<void> {
     ]);
     for (const name of VARIANTS) await variantNamed(name).prepare?.({ host: '127.0.0.1', port: pgPort });
 
-    const targets: Target[] = [
-      { name: 'direct', port: pgPort, pid: null, extraArgs: () => [] },
-      await startPgBouncer(dir, pgPort, 2000),
-    ];
+    const targets: Target[] = [{ name: 'direct', port: pgPort, pid: null, extraArgs: () => [] }];
+    if (WITH_PGBOUNCER) targets.push(await startPgBouncer(dir, pgPort, 2000));
     for (const name of VARIANTS) targets.push(await startPgward(name, pgPort));
 
     const samples: Samples = {};
     const latencies: Samples = {};
     for (let round = 1; round <= ROUNDS; round++) {
       for (const [mode, args] of Object.entries(MODES) as [BenchMode, string[]][]) {
+        if (!SELECTED_MODES.has(mode)) continue;
         for (const target of targets) {
           const { tps } = await pgbench(target.port, [
             '-c',
@@ -312,7 +319,7 @@ async function main(): Promise<void> {
           console.log(`round ${round} ${mode.padEnd(20)} ${target.name.padEnd(12)} ${tps.toFixed(0)} tps`);
         }
       }
-      for (const target of targets) {
+      for (const target of SELECTED_MODES.has('latency') ? targets : []) {
         const { latencyMs } = await pgbench(target.port, [
           '-c',
           '1',
@@ -349,12 +356,16 @@ async function main(): Promise<void> {
     );
 
     // Idle clients: transaction pooling, so 10k logged-in clients share a few backends.
-    console.log(`opening ${IDLE_CLIENTS} idle clients...`);
-    const idleProxy = await startPgward(VARIANTS[0] ?? 'pgward', pgPort, { poolMode: 'transaction' });
-    const idle = await idleClientsRss(idleProxy);
-    console.log(`pgward with ${idle.clients} idle clients: ${idle.rssMbWithIdleClients} MB RSS`);
-    const idleBouncer = await startPgBouncer(dir, pgPort, IDLE_CLIENTS + 100);
-    const idleBouncerRss = await idleClientsRss(idleBouncer);
+    let idle: Awaited<ReturnType<typeof idleClientsRss>> | null = null;
+    let idleBouncerRss: Awaited<ReturnType<typeof idleClientsRss>> | null = null;
+    if (IDLE_CLIENTS > 0 && WITH_PGBOUNCER) {
+      console.log(`opening ${IDLE_CLIENTS} idle clients...`);
+      const idleProxy = await startPgward(VARIANTS[0] ?? 'pgward', pgPort, { poolMode: 'transaction' });
+      idle = await idleClientsRss(idleProxy);
+      console.log(`pgward with ${idle.clients} idle clients: ${idle.rssMbWithIdleClients} MB RSS`);
+      const idleBouncer = await startPgBouncer(dir, pgPort, IDLE_CLIENTS + 100);
+      idleBouncerRss = await idleClientsRss(idleBouncer);
+    }
 
     const results = {
       generatedAt: new Date().toISOString(),
@@ -376,7 +387,7 @@ async function main(): Promise<void> {
         interleaved: 'each round runs every mode against every target in turn',
         postgres: { ...POSTGRES_SETTINGS, fsync: 'on' },
         pgbouncer: {
-          version: (await run('pgbouncer', ['--version'])).stdout.split('\n')[0],
+          version: WITH_PGBOUNCER ? (await run('pgbouncer', ['--version'])).stdout.split('\n')[0] : null,
           poolMode: 'session',
           defaultPoolSize: POOL_SIZE,
         },
@@ -393,8 +404,8 @@ async function main(): Promise<void> {
       },
       idleClients: { pgwardTransactionMode: idle, pgbouncer: idleBouncerRss },
     };
-    mkdirSync(path.join(repoRoot, 'bench/results'), { recursive: true });
-    writeFileSync(path.join(repoRoot, 'bench/results/proxy.json'), `${JSON.stringify(results, null, 2)}\n`);
+    mkdirSync(path.dirname(OUTPUT), { recursive: true });
+    writeFileSync(OUTPUT, `${JSON.stringify(results, null, 2)}\n`);
     console.log(
       JSON.stringify(
         {
@@ -408,7 +419,7 @@ async function main(): Promise<void> {
         2,
       ),
     );
-    console.log('wrote bench/results/proxy.json');
+    console.log(`wrote ${OUTPUT}`);
   } finally {
     for (const child of [...children]) await stopChild(child);
     await postgres?.stop('fast').catch(() => {});
