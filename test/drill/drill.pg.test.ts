@@ -15,10 +15,12 @@ const SCENARIOS: Array<[string, WorkloadKind]> = [
   ['kill-postgres', 'mixed'],
   ['switchover', 'unkeyed'],
   ['pause-primary', 'mixed'],
+  ['kill-backup', 'unkeyed'],
+  ['flap', 'mixed'],
 ];
 
 test('drills: each scenario once against a live cluster passes the checker', {
-  timeout: 600_000,
+  timeout: 900_000,
 }, async (t) => {
   const cluster = await startLocalCluster({ nodes: 3 });
   t.after(() => cluster.stop());
@@ -41,8 +43,9 @@ test('drills: each scenario once against a live cluster passes the checker', {
       assert.equal(outcome.aborted, null, summary);
       assert.equal(outcome.result.ok, true, summary);
       assert.ok(outcome.result.acknowledged > 0, 'the workload wrote something');
-      assert.equal(outcome.result.rounds.length, 1);
-      assert.notEqual(outcome.result.rounds[0]!.rtoMs, null);
+      // One result per fault: flap injects several in its one round.
+      assert.ok(outcome.result.rounds.length >= 1);
+      for (const r of outcome.result.rounds) assert.notEqual(r.rtoMs, null, `${r.fault}: no recovery`);
     });
   }
 });
