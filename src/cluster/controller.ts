@@ -26,27 +26,28 @@ import {
   type LocalPostgresState,
   mayCampaign,
   shouldSelfFence,
-  switchoverStep,
   transferTarget,
   vetoesEveryVote,
 } from './failover-policy.ts';
 import { leaseGate } from './lease-gate.ts';
+import { forwardMembership, MembershipRunner, peerUpdates } from './membership.ts';
 import { ClusterMetrics, type ProxyStats } from './metrics.ts';
 import {
   ensureSlots,
   fitnessOf,
   followPrimary,
   followTargetOf,
-  openTransactions,
   promoteWithQuorum,
   rebuildFrom,
   replayState,
   rewindOnto,
+  setQuorum,
   stopFollowing,
 } from './postgres-actions.ts';
 import { type LocalKnowledge, RaftTopology } from './raft-topology.ts';
-import { forwardMembership, MembershipRunner, peerUpdates } from './membership.ts';
 import { ClusterStore } from './store.ts';
+import { clearHandoverRecord, readHandoverRecord, runSwitchover, type SwitchoverHost } from './switchover.ts';
+import { rejoinWithoutRewind } from './switchover-policy.ts';
 import type { NodeRole } from './view.ts';
 
 export interface FailoverParts {
@@ -59,6 +60,8 @@ export interface FailoverParts {
   syncStandbys?: SyncStandbyManager;
   /** Client and held-request counts of this sidecar's proxy, when it runs one. */
   proxyStats?: () => ProxyStats | null;
+  /** Write sessions of this sidecar's proxy busy on a backend (see ProxyServer.writesInFlight). */
+  proxyWritesInFlight?: () => number | null;
   /** Status JSON of the foundation (nodes, pids, ports) that GET /cluster extends. */
   baseStatus?: () => Record<string, unknown>;
   /** Local monotonic clock (ms). */
@@ -132,6 +135,8 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
   private switchoverRunning = false;
   /** A switchover intent was applied and no promotion since: the next one is planned. */
   private switchoverAnnounced = false;
+  /** This leader stopped its PostgreSQL to hand over (switchover.ts): no failure handling meanwhile. */
+  private handingOver = false;
 
   constructor(parts: FailoverParts) {
     this.parts = parts;
@@ -321,6 +326,8 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
       lagBytes: this.backupLagBytes(probe),
       lsn: fitness === null ? null : fitness.toString(),
       campaignable: this.campaignAllowed(),
+      switchoverHold: this.store.state.switchover?.term ?? null,
+      writesInFlight: this.parts.proxyWritesInFlight?.() ?? null,
     };
   }
 
@@ -363,7 +370,7 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
     if (refusal !== null) return refusal;
     this.switchoverRunning = true;
     try {
-      return await this.runSwitchover(target as string);
+      return await runSwitchover(this.switchoverHost(), target as string, this.currentTerm());
     } finally {
       this.switchoverRunning = false;
     }
@@ -483,6 +490,8 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
     const { instance, supervisor } = this.pg;
     const promoted = state.promotedTerm === term && state.primary === this.self;
     supervisor.setAutoRestart(false);
+    // A switchover stopped PostgreSQL on purpose and is handing leadership over.
+    if (this.handingOver) return;
     const pgFailed = (!this.pgHealthy() && this.pg.probe.last() !== null) || !instance.isRunning();
     if (!pgFailed) this.pgFailedAtMs = null;
     if (pgFailed) {
@@ -560,13 +569,17 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
       const rows = await control.query<{ lsn: string }>(`SELECT (pg_current_wal_lsn() - '0/0')::text AS lsn`);
       s = BigInt(rows[0]?.lsn ?? '0');
     }
+    const slotsAtMs = this.clock();
     await ensureSlots(control, others);
+    const commitAtMs = this.clock();
     await this.commit({ type: 'promoted', term, node: this.self, lsn: s });
     this.log.info('primary of term', {
       event: 'promoted',
       term,
       node: this.self,
       ms: Math.round(this.clock() - startedMs),
+      slotsMs: Math.round(commitAtMs - slotsAtMs),
+      commitMs: Math.round(this.clock() - commitAtMs),
     });
   }
 
@@ -611,6 +624,15 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
         return;
       }
       case 'demote': {
+        if (pg === 'stopped' && (await this.rejoinAfterHandover(action.primary))) {
+          this.following = action.primary;
+          this.log.info('rejoined as a backup', {
+            event: 'rejoin',
+            how: 'restarted',
+            primary: action.primary,
+          });
+          return;
+        }
         const target = this.targetOf(action.primary);
         this.log.warn('postgres is a primary of an older term: demoting by pg_rewind', {
           event: 'fence',
@@ -686,63 +708,95 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
 
   // ---------------------------------------------------------------- switchover
 
-  private async runSwitchover(target: string): Promise<AdminResult> {
-    const term = this.currentTerm();
-    const startedMs = this.clock();
-    const deadlineMs = startedMs + this.settings.switchoverTimeoutMs;
-    const drainDeadlineMs = startedMs + this.settings.switchoverDrainMs;
-    let announced = false;
-    this.log.info('switchover started', { event: 'switchover', from: this.self, to: target, term });
-    for (;;) {
-      if (!this.stillLeading(term)) break;
-      const probe = await this.pg.probe.probeNow();
-      const row = probe.replication.find((r) => r.applicationName === target);
-      const step = switchoverStep({
-        announced,
-        nowMs: this.clock(),
-        deadlineMs,
-        activeTransactions: announced ? await openTransactions(this.control) : 0,
-        drainDeadlineMs,
-        targetHealthy: row !== undefined && row.state === 'streaming',
-        targetLsn: row?.flushLsn ?? null,
-        primaryLsn: probe.currentLsn,
-        transferred: false,
-      });
-      if (step.kind === 'announce') {
-        await this.commit({ type: 'switchover-intent', term, from: this.self, to: target });
-        announced = true;
-      } else if (step.kind === 'abort') {
-        if (announced && this.stillLeading(term)) await this.commit({ type: 'switchover-abort', term });
-        this.log.warn('switchover aborted', { event: 'switchover-abort', reason: step.reason, term });
-        return { ok: false, status: 503, message: `switchover aborted: ${step.reason}` };
-      } else if (step.kind === 'transfer') {
-        if (!(await this.driver.transferLeader(target))) {
-          await this.commit({ type: 'switchover-abort', term });
-          return { ok: false, status: 409, message: `leadership could not move to ${target}` };
-        }
-        break;
-      } else {
-        await sleep(ADMIN_WAIT_POLL_MS);
-      }
-    }
-    const done = await this.waitFor(
-      () => this.store.state.primary === target && this.store.state.promotedTerm > term,
-      Math.max(0, deadlineMs - this.clock()) + this.electionMs() * 2,
-    );
-    if (!done)
-      return { ok: false, status: 503, message: `${target} did not take over in time; check GET /cluster` };
-    const pauseMs = Math.round(this.clock() - startedMs);
-    this.log.info('switchover done', {
-      event: 'switchover-done',
-      to: target,
-      term: this.store.state.promotedTerm,
-      ms: pauseMs,
-    });
+  private switchoverHost(): SwitchoverHost {
+    const { instance, probe, supervisor } = this.pg;
     return {
-      ok: true,
-      message: `${target} is the primary`,
-      detail: { term: this.store.state.promotedTerm, ms: pauseMs },
+      self: this.self,
+      log: this.log,
+      settings: this.settings,
+      leaseMs: this.parts.config.raft.leaseMs,
+      electionMs: this.electionMs(),
+      stateDir: this.parts.config.node.dataDir,
+      clock: this.clock,
+      instance,
+      probe,
+      supervisor,
+      control: this.control,
+      state: () => this.store.state,
+      stillLeading: (term) => this.stillLeading(term),
+      commit: (command) => this.commit(command),
+      transferLeader: (to) => this.driver.transferLeader(to),
+      localHealth: () => this.health(),
+      setHandingOver: (active) => {
+        this.handingOver = active;
+        this.kick();
+      },
     };
+  }
+
+  /** The switchover target sets its quorum now, so its promotion skips that (a shorter pause). */
+  private prepareForHandover(): void {
+    if (this.isWitness || !this.pg.instance.isStandby()) return;
+    const others = this.databaseMembers()
+      .filter((m) => m.name !== this.self)
+      .map((m) => m.name);
+    setQuorum(this.control, others, this.parts.config.durability).catch((error: Error) =>
+      this.log.warn('could not prepare the quorum before the switchover', { error: error.message }),
+    );
+  }
+
+  /**
+   * A former primary that a switchover shut down cleanly restarts as a backup of
+   * the target with no rewind (switchover-policy.ts rejoinWithoutRewind); false
+   * when that does not apply and the caller rewinds.
+   */
+  private async rejoinAfterHandover(primary: string): Promise<boolean> {
+    const { instance, supervisor } = this.pg;
+    const stateDir = this.parts.config.node.dataDir;
+    const record = readHandoverRecord(stateDir);
+    if (record === null || instance.isRunning()) return false;
+    const control = await instance.controlData().catch(() => null);
+    const state = this.store.state;
+    const clean = rejoinWithoutRewind({
+      record,
+      control:
+        control === null
+          ? null
+          : { cleanShutdown: control.state === 'shut down', checkpointLsn: control.checkpointLsn },
+      appliedPrimary: state.primary,
+      primaryChanges: state.primaryChanges,
+      promotedAtLsn: state.promotedAtLsn,
+    });
+    if (!clean) {
+      this.log.info('the hand-over record does not cover this promotion: rejoining by pg_rewind', {
+        handedOverTo: record.to,
+        checkpointLsn: formatLsn(record.checkpointLsn),
+        primary: state.primary,
+      });
+      clearHandoverRecord(stateDir);
+      return false;
+    }
+    supervisor.setAutoRestart(false);
+    this.pg.syncStandbys.setEnabled(false);
+    this.log.info('rejoining as a backup without rewind: postgres was shut down cleanly for the switchover', {
+      event: 'rejoin-prepare',
+      primary,
+      checkpointLsn: formatLsn(record.checkpointLsn),
+      promotedAtLsn: state.promotedAtLsn === null ? null : formatLsn(state.promotedAtLsn),
+    });
+    instance.configureAsStandby(this.targetOf(primary));
+    try {
+      await supervisor.startOnce();
+    } catch (error) {
+      this.log.warn('the cleanly stopped primary did not start as a backup; rewinding it', {
+        error: (error as Error).message,
+      });
+      await instance.stop('immediate');
+      clearHandoverRecord(stateDir);
+      return false;
+    }
+    clearHandoverRecord(stateDir);
+    return true;
   }
 
   // ---------------------------------------------------------------- health
@@ -836,6 +890,7 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
         event: 'switchover-intent',
         ...outcome.command,
       });
+      if (outcome.command.to === this.self) this.prepareForHandover();
     }
     this.topology.refresh();
     this.kick();
@@ -985,7 +1040,8 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
       self: this.self,
       pgIsStandby: this.parts.instance.isStandby(),
       pgHealthy: this.pgHealthy(),
-      selfFenced: this.selfFenced,
+      // A clean stop for a hand-over, like a self-fence, knows what it acknowledged.
+      selfFenced: this.selfFenced || this.handingOver,
       appliedPrimary: this.store.state.primary,
     });
     if (veto) return MAX_LSN;

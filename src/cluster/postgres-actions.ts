@@ -75,12 +75,43 @@ export async function promoteWithQuorum(
   backups: readonly string[],
   durability: 'block' | 'degrade',
 ): Promise<void> {
+  await setQuorum(control, backups, durability);
+  // pg_promote(true) checks for the end of recovery only every 100 ms: signal it and poll faster.
+  const rows = await control.query<{ signalled: boolean }>('SELECT pg_promote(false) AS signalled');
+  if (rows[0]?.signalled !== true) throw new Error('pg_promote could not signal the promotion');
+  const deadlineMs = Date.now() + PROMOTE_TIMEOUT_MS;
+  for (;;) {
+    const state = await control.query<{ recovering: boolean }>('SELECT pg_is_in_recovery() AS recovering');
+    if (state[0]?.recovering === false) return;
+    if (Date.now() > deadlineMs)
+      throw new Error(`the promotion did not finish within ${PROMOTE_TIMEOUT_MS} ms`);
+    await new Promise((resolve) => setTimeout(resolve, PROMOTE_POLL_MS));
+  }
+}
+
+const PROMOTE_TIMEOUT_MS = 60_000;
+const PROMOTE_POLL_MS = 5;
+
+/**
+ * Sets synchronous_standby_names to the quorum over `backups` and synchronous_commit
+ * on, unless they already are: each ALTER SYSTEM rewrites and fsyncs
+ * postgresql.auto.conf, which costs a promotion tens to hundreds of ms on a busy disk.
+ * On a standby the values wait unused until it is promoted (a switchover target sets
+ * them ahead, while writes still flow).
+ */
+export async function setQuorum(
+  control: ControlClient,
+  backups: readonly string[],
+  durability: 'block' | 'degrade',
+): Promise<void> {
   const names = backups.length === 0 && durability === 'degrade' ? '' : quorumNames(backups);
+  const rows = await control.query<{ names: string; commit: string }>(
+    `SELECT current_setting('synchronous_standby_names') AS names, current_setting('synchronous_commit') AS commit`,
+  );
+  if (rows[0]?.names === names && rows[0]?.commit === 'on') return;
   await control.query(`ALTER SYSTEM SET synchronous_standby_names = ${pg.escapeLiteral(names)}`);
   await control.query(`ALTER SYSTEM SET synchronous_commit = 'on'`);
   await control.query('SELECT pg_reload_conf()');
-  const rows = await control.query<{ promoted: boolean }>('SELECT pg_promote(true, 60) AS promoted');
-  if (rows[0]?.promoted !== true) throw new Error('pg_promote did not finish within 60 s');
 }
 
 /** Physical slots on this (new) primary for the members that will follow it. */

@@ -10,6 +10,7 @@ import pg from 'pg';
 import { UserError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { PgBinaries } from './binaries.ts';
+import { type ControlData, parseControlData } from './control-data.ts';
 import { ensureOwnedDir, type RunAs, spawnIdentity } from './run-as.ts';
 
 export interface InstanceOptions {
@@ -378,6 +379,23 @@ export class PostgresInstance extends EventEmitter<InstanceEvents> {
     if (rows.length > 0) return;
     const password = this.options.password ? ` PASSWORD ${pg.escapeLiteral(this.options.password)}` : '';
     await this.query(`CREATE ROLE ${pg.escapeIdentifier(role)} WITH REPLICATION LOGIN${password}`);
+  }
+
+  /** The control file of this (stopped) data dir: shutdown state and final checkpoint. */
+  async controlData(): Promise<ControlData> {
+    return parseControlData(await this.run('pg_controldata', ['-D', this.dataDir]));
+  }
+
+  /**
+   * Configures a stopped former primary to start as a backup of `target` without a
+   * rewind (its WAL ends before the target's fork point): pgward.conf with
+   * primary_conninfo and standby.signal, and an emptied postgresql.auto.conf, whose
+   * ALTER SYSTEM values (primary_conninfo = '' from an earlier promotion) would win.
+   */
+  configureAsStandby(target: FollowTarget): void {
+    if (this.isRunning()) throw new Error('configureAsStandby needs the instance stopped');
+    this.resetAutoConf();
+    this.writeConfig(target);
   }
 
   /** The cluster's system identifier (pg_controldata), the same on a primary and its clones. */

@@ -166,6 +166,7 @@ export class Sidecar implements Service {
         syncStandbys: this.syncStandbys,
         baseStatus: () => this.status(),
         proxyStats: () => this.proxy?.stats() ?? null,
+        proxyWritesInFlight: () => this.proxy?.writesInFlight() ?? null,
       });
       // Started before the proxy, so it routes by the Raft view from its first client on.
       this.extensions.push(this.failover);

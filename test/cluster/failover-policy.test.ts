@@ -9,10 +9,8 @@ import {
   type LeaderInput,
   leaderAction,
   mayCampaign,
-  type SwitchoverInput,
   shouldSelfFence,
   shouldStepDown,
-  switchoverStep,
   transferTarget,
   vetoesEveryVote,
 } from '../../src/cluster/failover-policy.ts';
@@ -202,29 +200,4 @@ test('leader: re-elected primary commits a promotion without pg_promote; failing
     kind: 'start-primary',
   });
   assert.deepEqual(leaderAction({ ...leader, pg: 'stopped' }), { kind: 'step-down' });
-});
-
-const switchover: SwitchoverInput = {
-  announced: true,
-  nowMs: 100,
-  deadlineMs: 5000,
-  activeTransactions: 0,
-  drainDeadlineMs: 2000,
-  targetHealthy: true,
-  targetLsn: 50n,
-  primaryLsn: 50n,
-  transferred: false,
-};
-
-test('switchover: announce, drain (bounded), catch up, transfer; abort when stuck', () => {
-  assert.deepEqual(switchoverStep({ ...switchover, announced: false }), { kind: 'announce' });
-  assert.deepEqual(switchoverStep({ ...switchover, activeTransactions: 2 }), { kind: 'drain' });
-  assert.deepEqual(switchoverStep({ ...switchover, activeTransactions: 2, nowMs: 2000 }), {
-    kind: 'transfer',
-  });
-  assert.deepEqual(switchoverStep({ ...switchover, targetLsn: 40n }), { kind: 'catch-up' });
-  assert.deepEqual(switchoverStep(switchover), { kind: 'transfer' });
-  assert.deepEqual(switchoverStep({ ...switchover, transferred: true }), { kind: 'done' });
-  assert.equal(switchoverStep({ ...switchover, nowMs: 5000 }).kind, 'abort');
-  assert.equal(switchoverStep({ ...switchover, targetHealthy: false }).kind, 'abort');
 });

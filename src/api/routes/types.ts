@@ -20,6 +20,10 @@ export interface LocalHealth {
   lsn: string | null;
   /** The failover policy lets this member campaign (what the leader needs to pick a transfer target). */
   campaignable: boolean;
+  /** Term of the switchover intent this sidecar applied (its proxy holds new transactions), else null. */
+  switchoverHold?: number | null;
+  /** Write sessions of this sidecar's proxy busy on a backend (a switchover drains them); null without a proxy. */
+  writesInFlight?: number | null;
 }
 
 export interface ClusterReader {
