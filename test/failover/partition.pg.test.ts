@@ -258,6 +258,13 @@ test('partition of the primary (netns + iptables) with writes on both sides: the
       'acknowledged writes missing on the new primary',
     );
     assert.ok(!rows.has(-1), 'the direct commit on the isolated primary survived');
+    // 40001 promises nothing was committed: such a write must be absent.
+    const failedApplied = all.filter((w) => w.outcome === 'error' && w.error === '40001' && rows.has(w.id));
+    assert.deepEqual(
+      failedApplied.map((w) => `${w.id} via ${w.via}`),
+      [],
+      'writes answered 40001 (not committed) that are stored on the new primary',
+    );
     // No write sent after the cut was acknowledged by the old PostgreSQL in the old term.
     const zombie = all.filter((w) => {
       const row = rows.get(w.id);
