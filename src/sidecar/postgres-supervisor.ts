@@ -34,6 +34,8 @@ export interface SupervisorOptions {
   restartDelayMs: number;
   /** Bound on waiting for the primary on a backup's first start. */
   bootstrapTimeoutMs?: number;
+  /** Sends a signal to the postmaster (tests replace it); default process.kill. */
+  signal?: (pid: number, signal: NodeJS.Signals) => void;
 }
 
 export interface SupervisorEvents {
@@ -50,6 +52,12 @@ interface NodeState {
 const STATE_FILE = 'pgward-state.json';
 const MAX_RESTART_DELAY_MS = 5000;
 const PRIMARY_POLL_MS = 500;
+/** How often a starting backup checks whether the primary it should follow moved. */
+const REPOINT_CHECK_MS = 500;
+
+function sameTarget(a: FollowTarget, b: FollowTarget): boolean {
+  return a.host === b.host && a.port === b.port && a.slotName === b.slotName;
+}
 
 export class PostgresSupervisor extends EventEmitter<SupervisorEvents> implements Service {
   private readonly options: SupervisorOptions;
@@ -123,7 +131,13 @@ export class PostgresSupervisor extends EventEmitter<SupervisorEvents> implement
     const { instance, logger } = this.options;
     const target = this.options.followTarget();
     if (!instance.isRunning()) instance.writeConfig(target);
-    const pid = await instance.start(this.options.startTimeoutMs);
+    const following = target === null ? null : this.repointWhileStarting(target);
+    let pid: number;
+    try {
+      pid = await instance.start(this.options.startTimeoutMs);
+    } finally {
+      following?.stop();
+    }
     const role = target === null ? 'primary' : 'backup';
     if (role === 'primary') {
       for (const slot of this.options.slotsToKeep()) await instance.ensureSlot(slot);
@@ -132,6 +146,39 @@ export class PostgresSupervisor extends EventEmitter<SupervisorEvents> implement
     logger.info('postgres running', { pid, role });
     this.emit('started', { pid, role });
     return pid;
+  }
+
+  /**
+   * A backup that starts accepts no connection until it replays WAL from its target
+   * up to a consistent point. When the primary moves meanwhile (a second failover
+   * while a rewound old primary starts), the old target may never serve it again (it
+   * is being demoted, its slots are gone) and the start would wait out its whole
+   * bound. Re-pointing needs no SQL: the config file is rewritten and the postmaster
+   * reloaded (SIGHUP), and PostgreSQL restarts its walreceiver on the new
+   * primary_conninfo.
+   */
+  private repointWhileStarting(initial: FollowTarget): { stop(): void } {
+    const { instance, logger } = this.options;
+    let current = initial;
+    const timer = setInterval(() => {
+      const next = this.options.followTarget();
+      const pid = instance.postmasterPid();
+      if (next === null || sameTarget(next, current) || pid === null || !instance.isStandby()) return;
+      try {
+        instance.writeConfig(next);
+        (this.options.signal ?? ((p, s) => process.kill(p, s)))(pid, 'SIGHUP');
+      } catch (error) {
+        // The start still ends by its own bound; the failover layer then decides again.
+        logger.warn('could not re-point the starting backup', { error: (error as Error).message });
+        return;
+      }
+      logger.info('the primary moved while postgres was starting: following the new one', {
+        from: `${current.host}:${current.port}`,
+        to: `${next.host}:${next.port}`,
+      });
+      current = next;
+    }, REPOINT_CHECK_MS);
+    return { stop: () => clearInterval(timer) };
   }
 
   private onExit(exit: PostmasterExit): void {
