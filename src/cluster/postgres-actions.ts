@@ -1,12 +1,14 @@
 // The PostgreSQL operations failover needs, on top of PostgresInstance: stop and
 // resume streaming without a restart, promote with the synchronous quorum set
 // first, demote a former primary by pg_rewind (base backup when that fails).
-import { rmSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import pg from 'pg';
 import type { Logger } from '../log.ts';
-import { type FollowTarget, type PostgresInstance, slotNameFor } from '../postgres/instance.ts';
+import { type FollowTarget, type PostgresInstance, queryOnce, slotNameFor } from '../postgres/instance.ts';
 import type { ProbeResult } from '../postgres/probe.ts';
 import { quorumNames } from '../postgres/sync-standbys.ts';
+import { newestTimeline, rewindCanWork, timelineOfWalFile } from '../postgres/timeline.ts';
 import type { MemberSpec } from './commands.ts';
 import type { ControlClient } from './control-client.ts';
 
@@ -132,6 +134,19 @@ export async function rewindOnto(
   logger: Logger,
 ): Promise<'rewound' | 'cloned'> {
   await instance.stop('fast');
+  const local = localNewestTimeline(instance);
+  const source = await sourceTimeline(instance, target).catch(() => null);
+  if (local !== null && source !== null && !rewindCanWork(local, source)) {
+    logger.warn(
+      'the new primary promoted onto a timeline this node reached too: the histories diverged under one timeline ID, which pg_rewind cannot see; taking a fresh base backup',
+      {
+        localTimeline: local,
+        sourceTimeline: source,
+      },
+    );
+    await rebuildFrom(instance, target);
+    return 'cloned';
+  }
   try {
     await instance.rewindFrom(target);
     return 'rewound';
@@ -140,6 +155,24 @@ export async function rewindOnto(
     await rebuildFrom(instance, target);
     return 'cloned';
   }
+}
+
+/** The newest timeline in this stopped server's pg_wal; null when it cannot be read. */
+function localNewestTimeline(instance: PostgresInstance): number | null {
+  try {
+    return newestTimeline(readdirSync(path.join(instance.dataDir, 'pg_wal')));
+  } catch {
+    return null;
+  }
+}
+
+/** The timeline `target` writes on now (current even before its first checkpoint after a promotion). */
+async function sourceTimeline(instance: PostgresInstance, target: FollowTarget): Promise<number> {
+  const rows = await queryOnce<{ name: string }>(
+    { ...instance.clientConfig(), host: target.host, port: target.port },
+    'SELECT pg_walfile_name(pg_current_wal_lsn()) AS name',
+  );
+  return timelineOfWalFile(rows[0]?.name ?? '');
 }
 
 /** Replaces a stopped server's data with a fresh base backup of `target`. */
