@@ -213,7 +213,8 @@ export class ExactlyOnceHooks implements ProxyHooks {
     if (status === 'T') {
       const setKey: SetConfigKey = MAY_SET_KEY.test(sql) ? recognizeSetConfigKey(sql) : { kind: 'none' };
       if (setKey.kind === 'invalid') return this.reject(ctx, invalidKeyError(setKey.reason));
-      if (setKey.kind === 'literal') return this.claimTransactionKey(ctx, track, [message.raw], setKey.key);
+      if (setKey.kind === 'literal')
+        return this.claimTransactionKey(ctx, track, [message.raw], setKey.key, sql);
       if (!MAY_COMMIT.test(sql)) return false;
       const kind = classify(sql);
       if (kind.kind === 'transaction' && kind.verb === 'commit' && this.fencesCommits(track)) {
@@ -602,33 +603,45 @@ export class ExactlyOnceHooks implements ProxyHooks {
    * the client's statement, in the same transaction. A failed claim aborts the
    * transaction; the client's statement then reports why (PW004 for a key that
    * already committed) and the transaction is in the failed state, as after any error.
+   * A simple-protocol statement (`clientSql`) shares one Query with the claim: one
+   * message and one ReadyForQuery less per keyed transaction. The claim's answer then
+   * ends at its CommandComplete, and an error before it may be the client text's own
+   * syntax error, so other errors than the ledger's reach the client as PostgreSQL sent them.
    */
   private async claimTransactionKey(
     ctx: RequestContext,
     track: Track,
     messages: Buffer[],
     key: string,
+    clientSql: string | null = null,
   ): Promise<boolean> {
     const backend = await ctx.backend();
     const claim = claimSql(track.scope, key, TRANSACTION_KEY_FINGERPRINT);
+    const merged = clientSql !== null;
+    const sent = merged ? [buildQuery(`${claim};\n${clientSql}`)] : [buildQuery(claim), ...messages];
     let phase: 'claim' | 'client' = 'claim';
     let claimError: Buffer | null = null;
-    const claiming = backend.forward([buildQuery(claim), ...messages], (type, message) => {
+    const claiming = backend.forward(sent, (type, message) => {
       if (type === BackendMessage.NoticeResponse || type === BackendMessage.NotificationResponse)
         return message;
       if (phase === 'claim') {
-        if (type === BackendMessage.ReadyForQuery) phase = 'client';
+        if (type === (merged ? BackendMessage.CommandComplete : BackendMessage.ReadyForQuery))
+          phase = 'client';
         else if (type === BackendMessage.ErrorResponse) {
           const code = sqlstateOf(message);
-          claimError = errorBytes(
-            code === 'PW900'
-              ? keyAlreadyCommittedError(key)
-              : invalidKeyError(
-                  LEDGER_MISSING.has(code)
-                    ? "the pgward ledger is not installed in this database (the primary's sidecar installs it)"
-                    : `the ledger could not claim the key (SQLSTATE ${code})`,
-                ),
-          );
+          if (merged && code !== 'PW900' && !LEDGER_MISSING.has(code)) claimError = Buffer.from(message);
+          else
+            claimError = errorBytes(
+              code === 'PW900'
+                ? keyAlreadyCommittedError(key)
+                : invalidKeyError(
+                    LEDGER_MISSING.has(code)
+                      ? "the pgward ledger is not installed in this database (the primary's sidecar installs it)"
+                      : `the ledger could not claim the key (SQLSTATE ${code})`,
+                  ),
+            );
+          // The rest of the merged Query is skipped: its ReadyForQuery comes next.
+          if (merged) phase = 'client';
         }
         return null;
       }

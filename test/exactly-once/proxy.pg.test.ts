@@ -125,6 +125,26 @@ test('malformed keys and keys on unwrappable statements are refused with PW002/P
   await client.query('ROLLBACK');
 });
 
+test('transaction keys, literal form (claim and statement in one Query): the statement answers as usual, PW004 on reuse', async (t) => {
+  const { proxy, database, admin } = await setup(t);
+  const client = await proxy.connect(database);
+  const transfer = async () => {
+    await client.query('BEGIN');
+    try {
+      const set = await client.query("SELECT set_config('pgward.idempotency_key', 'lit-1', true)");
+      assert.deepEqual(set.rows, [{ set_config: 'lit-1' }]);
+      await client.query("INSERT INTO items (name) VALUES ('lit')");
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK');
+      throw error;
+    }
+  };
+  await transfer();
+  await assert.rejects(transfer(), { code: 'PW004' });
+  assert.equal(await count(admin, 'lit'), 1);
+});
+
 test('transaction keys: set_config claims the key; a committed key is refused with PW004', async (t) => {
   const { proxy, database, admin } = await setup(t);
   const client = await proxy.connect(database);
