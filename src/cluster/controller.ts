@@ -840,6 +840,12 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
       const peer = this.peers.get(member.name)?.health;
       await this.report(member.name, peer?.lsn ?? null, peer?.pgHealthy ?? false, peer?.streaming ?? false);
     }
+    // A witness has no PostgreSQL to probe: it is healthy while it answers this leader's Raft rounds.
+    const progress = this.driverStatus()?.progress ?? {};
+    for (const { spec } of this.store.state.members) {
+      if (spec.kind !== 'witness') continue;
+      await this.report(spec.name, null, progress[spec.name]?.recentActive === true, false);
+    }
   }
 
   private async report(

@@ -321,12 +321,16 @@ export class Sidecar implements Service {
     const current = probe?.currentLsn ?? null;
     return {
       name: member.name,
-      role: row ? 'backup' : 'unknown',
+      role: member.kind === 'witness' ? 'witness' : row ? 'backup' : 'unknown',
       sidecar: { pid: null, api: `http://${member.host}:${member.apiPort}` },
-      proxy: this.proxyEndpoint(member),
+      // A witness has neither PostgreSQL nor (usually) a proxy: port 0 says so.
+      proxy:
+        member.kind === 'witness'
+          ? { host: member.host, port: member.proxyPort ?? 0, readOnlyPort: member.readOnlyPort ?? 0 }
+          : this.proxyEndpoint(member),
       postgres: {
         host: member.host,
-        port: member.pgPort ?? 5432,
+        port: member.kind === 'witness' ? 0 : (member.pgPort ?? 5432),
         pid: null,
         dataDir: null,
         receiveLsn: row?.flushLsn === null || row === undefined ? null : formatLsn(row.flushLsn),
