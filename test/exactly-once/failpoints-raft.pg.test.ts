@@ -12,8 +12,9 @@ import { type TestContext, test } from 'node:test';
 import pg from 'pg';
 import type { FailpointName } from '../../src/exactly-once/failpoints.ts';
 import { startLocalCluster, type TestCluster, type TestNode } from '../support/cluster.ts';
-import { keepLogsOnFailure, waitForPrimary, waitForStreamingBackup } from '../support/failover.ts';
+import { keepLogsOnFailure, waitForPrimary } from '../support/failover.ts';
 import { waitFor } from '../support/wait.ts';
+import { settled } from './settled.ts';
 
 type Told = { ok: true } | { ok: false; code: string };
 
@@ -119,10 +120,7 @@ async function scenario(
   via: 'primary' | 'backup',
   form: Form = 'autocommit',
 ) {
-  const primary = await waitForPrimary(cluster, { timeoutMs: 120_000 });
-  for (const node of cluster.nodes) {
-    if (node.name !== primary.node.name) await waitForStreamingBackup(cluster, node, 120_000);
-  }
+  const primary = await settled(cluster, 1, 240_000);
   const proxyNode =
     via === 'primary' ? primary.node : cluster.nodes.find((n) => n.name !== primary.node.name)!;
   const keyedClient = await connect(t, proxyNode);
