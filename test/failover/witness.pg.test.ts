@@ -109,6 +109,18 @@ async function assertSettled(cluster: TestCluster, primary: TestNode, old: TestN
   );
   const status = await cluster.status();
   assert.equal(status.nodes.find((n) => n.name === 'witness')?.role, 'witness');
+  // The primary's view: the witness is a healthy voter (it answers Raft), with no PostgreSQL.
+  await waitFor(
+    async () => {
+      const response = await fetch(`${primary.apiUrl}/cluster`, { signal: AbortSignal.timeout(2000) });
+      const body = (await response.json()) as {
+        members: Array<{ name: string; role: string; healthy: boolean; postgres: unknown }>;
+      };
+      const witness = body.members.find((m) => m.name === 'witness');
+      return witness?.role === 'witness' && witness.healthy && witness.postgres === null;
+    },
+    { timeoutMs: 30_000, what: 'the primary to report the witness healthy, with no PostgreSQL' },
+  );
   for (const report of await reports(cluster)) assert.notEqual(report.leader, 'witness');
 }
 
