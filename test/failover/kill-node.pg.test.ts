@@ -10,21 +10,19 @@ import { test } from 'node:test';
 import { startLocalCluster } from '../support/cluster.ts';
 import {
   keepLogsOnFailure,
-  primariesByPostgres,
-  reports,
+  settledNewPrimary,
   waitForPrimary,
   waitForStreamingBackup,
 } from '../support/failover.ts';
 import {
-  createTaggedTable,
   lostWrites,
   postgresProcesses,
   readTaggedRows,
   servedByOldPrimary,
   signalAll,
+  startWritersOnEveryProxy,
   summarize,
-  TaggedWriter,
-  timelineOf,
+  type TaggedWriter,
 } from '../support/tagged-writes.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -40,17 +38,7 @@ test('kill -9 of the primary sidecar and all its PostgreSQL processes: a new pri
   await keepLogsOnFailure(cluster, async () => {
     const first = await waitForPrimary(cluster);
     const old = first.node;
-    await createTaggedTable(old.proxyUrl);
-    const oldTimeline = await timelineOf(cluster, old);
-    let nextId = 1;
-    for (const node of cluster.nodes) {
-      writers.push(new TaggedWriter(`via-${node.name}`, node.proxyUrl, () => nextId++));
-    }
-    for (const writer of writers) writer.start();
-    await waitFor(() => writers.every((w) => w.acknowledged().length >= 3), {
-      timeoutMs: 60_000,
-      what: 'every writer to have written before the crash',
-    });
+    const { timeline: oldTimeline } = await startWritersOnEveryProxy(cluster, old, writers);
 
     const sidecar = old.sidecarPid();
     assert.ok(sidecar !== null);
@@ -80,20 +68,7 @@ test('kill -9 of the primary sidecar and all its PostgreSQL processes: a new pri
     });
     for (const writer of writers) await writer.stop();
 
-    const primaries = await primariesByPostgres(cluster);
-    assert.equal(primaries.length, 1, `exactly one writable PostgreSQL, found [${primaries.join(', ')}]`);
-    const primary = cluster.node(primaries[0]!);
-    assert.notEqual(primary.name, old.name);
-    await waitFor(
-      async () => {
-        const answers = await reports(cluster);
-        return (
-          answers.length === cluster.nodes.length && answers.every((r) => r.writablePrimary === primary.name)
-        );
-      },
-      { timeoutMs: 30_000, what: `every sidecar to name ${primary.name} the writable primary` },
-    );
-    await waitForStreamingBackup(cluster, old);
+    const primary = await settledNewPrimary(cluster, old);
 
     const stored = await readTaggedRows(cluster, primary);
     const writes = writers.flatMap((w) => w.writes);

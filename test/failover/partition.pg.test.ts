@@ -21,21 +21,12 @@ import {
   waitForPrimary,
   waitForStreamingBackup,
 } from '../support/failover.ts';
+import { summarize, TaggedWriter, TIMELINE_SQL, timelineOf } from '../support/tagged-writes.ts';
 import { waitFor } from '../support/wait.ts';
 
 const TABLE = 'partition_writes';
-const TIMELINE_SQL = `('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int`;
 /** The partition outlasts the election by this much, so the isolated side's fencing is exercised. */
 const HOLD_AFTER_ELECTION_MS = 4000;
-
-interface Write {
-  id: number;
-  via: string;
-  sentAtMs: number;
-  outcome: 'pending' | 'ok' | 'error';
-  answeredAtMs: number | null;
-  error: string | null;
-}
 
 interface Row {
   id: number;
@@ -43,99 +34,22 @@ interface Row {
   tli: number;
 }
 
-/** One client writing through one proxy in a loop; reconnects after any error. */
-class Writer {
-  readonly writes: Write[] = [];
-  private running = false;
-  private loop: Promise<void> = Promise.resolve();
-  private client: pg.Client | null = null;
-
-  constructor(
-    readonly via: string,
-    private readonly url: string,
-    private readonly nextId: () => number,
-  ) {}
-
-  start(): void {
-    this.running = true;
-    this.loop = this.run();
-  }
-
-  async stop(): Promise<void> {
-    this.running = false;
-    await this.loop;
-    await this.client?.end().catch(() => {});
-    this.client = null;
-  }
-
-  acks(): Write[] {
-    return this.writes.filter((w) => w.outcome === 'ok');
-  }
-
-  private async run(): Promise<void> {
-    while (this.running) {
-      if (this.client === null) {
-        const client = new pg.Client({
-          connectionString: this.url,
-          connectionTimeoutMillis: 20_000,
-          query_timeout: 90_000,
-        });
-        client.on('error', () => {});
-        try {
-          await client.connect();
-          this.client = client;
-        } catch {
-          await client.end().catch(() => {});
-          await delay(200);
-          continue;
-        }
-      }
-      const write: Write = {
-        id: this.nextId(),
-        via: this.via,
-        sentAtMs: performance.now(),
-        outcome: 'pending',
-        answeredAtMs: null,
-        error: null,
-      };
-      this.writes.push(write);
-      try {
-        await this.client.query(
-          `INSERT INTO ${TABLE} (id, via, addr, tli) VALUES ($1, $2, host(inet_server_addr()), ${TIMELINE_SQL})`,
-          [write.id, this.via],
-        );
-        write.outcome = 'ok';
-      } catch (error) {
-        write.outcome = 'error';
-        write.error = (error as { code?: string }).code ?? (error as Error).message;
-        await this.client.end().catch(() => {});
-        this.client = null;
-      }
-      write.answeredAtMs = performance.now();
-      await delay(20);
-    }
-  }
+/** Tags each row with the serving PostgreSQL's address: in namespaces every node has its own host. */
+function insertWithAddr(client: pg.Client, id: number, via: string): Promise<unknown> {
+  return client.query(
+    `INSERT INTO ${TABLE} (id, via, addr, tli) VALUES ($1, $2, host(inet_server_addr()), ${TIMELINE_SQL})`,
+    [id, via],
+  );
 }
 
-function summary(writes: Write[]): string {
-  const counts = new Map<string, number>();
-  for (const w of writes) {
-    const key = w.outcome === 'error' ? `error ${w.error}` : w.outcome;
-    counts.set(key, (counts.get(key) ?? 0) + 1);
-  }
-  return [...counts].map(([k, v]) => `${k}: ${v}`).join(', ');
+/** One client writing through one proxy in a loop; reconnects after any error. */
+function writer(via: string, url: string, nextId: () => number): TaggedWriter {
+  return new TaggedWriter(via, url, nextId, { reconnectMs: 200, insert: insertWithAddr });
 }
 
 async function readRows(cluster: TestCluster, node: TestNode): Promise<Map<number, Row>> {
   const rows = await cluster.sql<Row>(node, `SELECT id, addr, tli FROM ${TABLE} ORDER BY id`);
   return new Map(rows.map((r) => [r.id, r]));
-}
-
-async function timelineOf(cluster: TestCluster, node: TestNode): Promise<number> {
-  const rows = await cluster.sql<{ tli: number }>(node, `SELECT ${TIMELINE_SQL} AS tli`);
-  const tli = rows[0]?.tli;
-  if (tli === undefined) throw new Error(`no timeline from ${node.name}`);
-  return tli;
 }
 
 const unavailable = netnsUnavailable();
@@ -158,15 +72,15 @@ test('partition of the primary (netns + iptables) with writes on both sides: the
     const nextId = () => ++id;
     // Two clients on the isolated side, two on the majority side.
     const writers = [
-      new Writer(`${old.name}-a`, old.proxyUrl, nextId),
-      new Writer(`${old.name}-b`, old.proxyUrl, nextId),
-      new Writer(`${backup.name}-a`, backup.proxyUrl, nextId),
-      new Writer(`${backup.name}-b`, backup.proxyUrl, nextId),
+      writer(`${old.name}-a`, old.proxyUrl, nextId),
+      writer(`${old.name}-b`, old.proxyUrl, nextId),
+      writer(`${backup.name}-a`, backup.proxyUrl, nextId),
+      writer(`${backup.name}-b`, backup.proxyUrl, nextId),
     ];
     const isolatedSide = writers.slice(0, 2);
     t.after(() => Promise.all(writers.map((w) => w.stop())));
     for (const w of writers) w.start();
-    await waitFor(() => writers.every((w) => w.acks().length >= 5), {
+    await waitFor(() => writers.every((w) => w.acknowledged().length >= 5), {
       timeoutMs: 60_000,
       what: 'every writer acknowledged before the partition',
     });
@@ -194,7 +108,9 @@ test('partition of the primary (netns + iptables) with writes on both sides: the
         return writers
           .slice(2)
           .some((w) =>
-            w.acks().some((a) => a.sentAtMs > electedAtMs && (rows.get(a.id)?.tli ?? 0) > oldTimeline),
+            w
+              .acknowledged()
+              .some((a) => a.sentAtMs > electedAtMs && (rows.get(a.id)?.tli ?? 0) > oldTimeline),
           );
       },
       {
@@ -231,7 +147,7 @@ test('partition of the primary (netns + iptables) with writes on both sides: the
     const healedAtMs = performance.now();
     await waitForStreamingBackup(cluster, old, 180_000);
     // The isolated side's proxy routes to the new primary again.
-    await waitFor(() => isolatedSide.some((w) => w.acks().some((a) => a.sentAtMs > healedAtMs)), {
+    await waitFor(() => isolatedSide.some((w) => w.acknowledged().some((a) => a.sentAtMs > healedAtMs)), {
       timeoutMs: 90_000,
       what: `a write through ${old.name}'s proxy acknowledged after the heal`,
     });
@@ -242,7 +158,7 @@ test('partition of the primary (netns + iptables) with writes on both sides: the
     t.diagnostic(
       `isolated ${old.name} at term ${first.term}; ${next.node.name} primary of term ${next.term}`,
     );
-    for (const w of writers) t.diagnostic(`${w.via}: ${summary(w.writes)}`);
+    for (const w of writers) t.diagnostic(`${w.name}: ${summarize(w.writes)}`);
     t.diagnostic(`election ${Math.round(electedAtMs - cutAtMs)} ms after the cut`);
 
     assert.deepEqual(await primariesByPostgres(cluster), [next.node.name], 'exactly one writable primary');
@@ -253,7 +169,7 @@ test('partition of the primary (netns + iptables) with writes on both sides: the
     const rows = await readRows(cluster, next.node);
     const lost = all.filter((w) => w.outcome === 'ok' && !rows.has(w.id));
     assert.deepEqual(
-      lost.map((w) => `${w.id} via ${w.via}`),
+      lost.map((w) => `${w.id} via ${w.writer}`),
       [],
       'acknowledged writes missing on the new primary',
     );
@@ -261,7 +177,7 @@ test('partition of the primary (netns + iptables) with writes on both sides: the
     // 40001 promises nothing was committed: such a write must be absent.
     const failedApplied = all.filter((w) => w.outcome === 'error' && w.error === '40001' && rows.has(w.id));
     assert.deepEqual(
-      failedApplied.map((w) => `${w.id} via ${w.via}`),
+      failedApplied.map((w) => `${w.id} via ${w.writer}`),
       [],
       'writes answered 40001 (not committed) that are stored on the new primary',
     );
@@ -277,7 +193,7 @@ test('partition of the primary (netns + iptables) with writes on both sides: the
       );
     });
     assert.deepEqual(
-      zombie.map((w) => `${w.id} via ${w.via}`),
+      zombie.map((w) => `${w.id} via ${w.writer}`),
       [],
       'writes acknowledged by the isolated old primary after the cut',
     );
@@ -291,7 +207,7 @@ test('partition of the primary (netns + iptables) with writes on both sides: the
       }
     }
     assert.ok(
-      isolatedSide.some((w) => w.acks().some((a) => a.sentAtMs < cutAtMs)),
+      isolatedSide.some((w) => w.acknowledged().some((a) => a.sentAtMs < cutAtMs)),
       'the isolated side wrote before the cut',
     );
   });

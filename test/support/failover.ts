@@ -1,6 +1,7 @@
 // Helpers for failover tests on a real local cluster: what each sidecar says,
 // waiting for a (new) writable primary, and checking that exactly one PostgreSQL
 // takes writes.
+import assert from 'node:assert/strict';
 import type { TestCluster, TestNode } from './cluster.ts';
 import { waitFor } from './wait.ts';
 
@@ -105,6 +106,29 @@ export async function waitForStreamingBackup(
     },
     { timeoutMs, intervalMs: 100, what: `${node.name} streaming the primary's timeline as a backup` },
   );
+}
+
+/**
+ * After a failover away from `old`: asserts exactly one PostgreSQL takes writes and
+ * it is not `old`'s, waits until every sidecar names it the writable primary and
+ * `old` streams its timeline as a backup, and returns its node.
+ */
+export async function settledNewPrimary(cluster: TestCluster, old: TestNode): Promise<TestNode> {
+  const primaries = await primariesByPostgres(cluster);
+  assert.equal(primaries.length, 1, `exactly one writable PostgreSQL, found [${primaries.join(', ')}]`);
+  const primary = cluster.node(primaries[0]!);
+  assert.notEqual(primary.name, old.name, 'the old primary is not the primary again');
+  await waitFor(
+    async () => {
+      const answers = await reports(cluster);
+      return (
+        answers.length === cluster.nodes.length && answers.every((r) => r.writablePrimary === primary.name)
+      );
+    },
+    { timeoutMs: 30_000, what: `every sidecar to name ${primary.name} the writable primary` },
+  );
+  await waitForStreamingBackup(cluster, old);
+  return primary;
 }
 
 /** Runs `body`; on failure copies every node's sidecar and PostgreSQL log to `PGWARD_KEEP_LOGS` (a directory) when set. */

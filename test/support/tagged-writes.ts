@@ -8,11 +8,12 @@ import { readFileSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
 import type { TestCluster, TestNode } from './cluster.ts';
+import { waitFor } from './wait.ts';
 
 export const TAGGED_TABLE = 'tagged_writes';
 
 /** The timeline the serving primary writes on (an error on a server in recovery). */
-const TIMELINE_SQL = `('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int`;
+export const TIMELINE_SQL = `('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int`;
 
 export interface TaggedWrite {
   id: number;
@@ -52,6 +53,15 @@ export function insertTagged(client: pg.Client, id: number, writer: string): Pro
   );
 }
 
+export interface TaggedWriterOptions {
+  /** Pause between two writes. */
+  thinkMs?: number;
+  /** Pause before reopening a connection that failed to open. */
+  reconnectMs?: number;
+  /** The INSERT of one row (a test with its own table tags rows its own way). */
+  insert?: (client: pg.Client, id: number, writer: string) => Promise<unknown>;
+}
+
 /**
  * One client writing in a loop through `url` (one connection, reopened after an
  * error) until stopped. Ids come from `nextId`, shared by all writers, so every
@@ -62,13 +72,20 @@ export class TaggedWriter {
   private running = false;
   private loop: Promise<void> | null = null;
   private client: pg.Client | null = null;
+  private readonly thinkMs: number;
+  private readonly reconnectMs: number;
+  private readonly insert: NonNullable<TaggedWriterOptions['insert']>;
 
   constructor(
     readonly name: string,
     private readonly url: string,
     private readonly nextId: () => number,
-    private readonly thinkMs = 20,
-  ) {}
+    options: TaggedWriterOptions = {},
+  ) {
+    this.thinkMs = options.thinkMs ?? 20;
+    this.reconnectMs = options.reconnectMs ?? 100;
+    this.insert = options.insert ?? insertTagged;
+  }
 
   start(): void {
     this.running = true;
@@ -101,7 +118,7 @@ export class TaggedWriter {
           this.client = client;
         } catch {
           await client.end().catch(() => {});
-          await delay(100);
+          await delay(this.reconnectMs);
           continue;
         }
       }
@@ -115,7 +132,7 @@ export class TaggedWriter {
       };
       this.writes.push(write);
       try {
-        await insertTagged(this.client, write.id, this.name);
+        await this.insert(this.client, write.id, this.name);
         write.outcome = 'ok';
       } catch (error) {
         write.outcome = 'error';
@@ -127,6 +144,31 @@ export class TaggedWriter {
       await delay(this.thinkMs);
     }
   }
+}
+
+/**
+ * Creates the tagged table through `primary`'s proxy and starts one writer through
+ * every node's proxy (named `via-<node>`, pushed onto `writers` so the caller's
+ * cleanup sees them even when this throws); returns once each has 3 acknowledged
+ * writes, with the timeline they were written on.
+ */
+export async function startWritersOnEveryProxy(
+  cluster: TestCluster,
+  primary: TestNode,
+  writers: TaggedWriter[],
+): Promise<{ timeline: number }> {
+  await createTaggedTable(primary.proxyUrl);
+  const timeline = await timelineOf(cluster, primary);
+  let nextId = 1;
+  for (const node of cluster.nodes) {
+    writers.push(new TaggedWriter(`via-${node.name}`, node.proxyUrl, () => nextId++));
+  }
+  for (const writer of writers) writer.start();
+  await waitFor(() => writers.every((w) => w.acknowledged().length >= 3), {
+    timeoutMs: 60_000,
+    what: 'every writer to have written before the fault',
+  });
+  return { timeline };
 }
 
 export async function readTaggedRows(cluster: TestCluster, node: TestNode): Promise<Map<number, TaggedRow>> {

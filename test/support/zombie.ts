@@ -16,18 +16,17 @@ import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
 import type { TestCluster } from './cluster.ts';
-import { primariesByPostgres, reports, waitForPrimary, waitForStreamingBackup } from './failover.ts';
+import { settledNewPrimary, waitForPrimary, waitForStreamingBackup } from './failover.ts';
 import {
-  createTaggedTable,
   insertTagged,
   lostWrites,
   postgresProcesses,
   readTaggedRows,
   servedByOldPrimary,
   signalAll,
+  startWritersOnEveryProxy,
   summarize,
-  TaggedWriter,
-  timelineOf,
+  type TaggedWriter,
 } from './tagged-writes.ts';
 import { waitFor } from './wait.ts';
 
@@ -77,17 +76,7 @@ export function zombieScenario(cluster: TestCluster, pause: 'sidecar' | 'node'):
   async function run(): Promise<string> {
     const first = await waitForPrimary(cluster);
     const old = first.node;
-    await createTaggedTable(old.proxyUrl);
-    const oldTimeline = await timelineOf(cluster, old);
-    let nextId = 1;
-    for (const node of cluster.nodes) {
-      writers.push(new TaggedWriter(`via-${node.name}`, node.proxyUrl, () => nextId++));
-    }
-    for (const writer of writers) writer.start();
-    await waitFor(() => writers.every((w) => w.acknowledged().length >= 3), {
-      timeoutMs: 60_000,
-      what: 'every writer to have written before the fault',
-    });
+    const { timeline: oldTimeline } = await startWritersOnEveryProxy(cluster, old, writers);
     const viaOld = writers.find((w) => w.name === `via-${old.name}`)!;
 
     // A transaction left open on the old primary's proxy across the pause.
@@ -135,20 +124,7 @@ export function zombieScenario(cluster: TestCluster, pause: 'sidecar' | 'node'):
     });
     for (const writer of writers) await writer.stop();
 
-    const primaries = await primariesByPostgres(cluster);
-    assert.equal(primaries.length, 1, `exactly one writable PostgreSQL, found [${primaries.join(', ')}]`);
-    const primary = cluster.node(primaries[0]!);
-    assert.notEqual(primary.name, old.name, 'the old primary is not the primary again');
-    await waitFor(
-      async () => {
-        const answers = await reports(cluster);
-        return (
-          answers.length === cluster.nodes.length && answers.every((r) => r.writablePrimary === primary.name)
-        );
-      },
-      { timeoutMs: 30_000, what: `every sidecar to name ${primary.name} the writable primary` },
-    );
-    await waitForStreamingBackup(cluster, old);
+    const primary = await settledNewPrimary(cluster, old);
 
     const stored = await readTaggedRows(cluster, primary);
     const writes = writers.flatMap((w) => w.writes);
