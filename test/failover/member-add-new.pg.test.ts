@@ -4,7 +4,7 @@
 // enters the synchronous quorum, and is a voter: with the primary's machine dead,
 // only its vote makes the majority that elects the other backup.
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import pg from 'pg';
@@ -15,33 +15,9 @@ import { isAlive, readPostmasterPid } from '../../src/postgres/instance.ts';
 import { startLocalCluster, type TestNode } from '../support/cluster.ts';
 import { keepLogsOnFailure, primariesByPostgres, waitForPrimary } from '../support/failover.ts';
 import { freePorts } from '../support/ports.ts';
+import { killAll, postgresTree } from '../support/processes.ts';
 import { makeTempDir, removeTempDir } from '../support/tmp.ts';
 import { waitFor } from '../support/wait.ts';
-
-function postgresTree(postmaster: number): number[] {
-  const children: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === postmaster) children.push(Number(entry));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return [postmaster, ...children];
-}
-
-function killAll(pids: number[]): void {
-  for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-}
 
 async function sql<Row extends pg.QueryResultRow>(port: number, text: string): Promise<Row[]> {
   const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });

@@ -6,7 +6,6 @@
 // a re-added member or witness is a voter again, which a failover that needs its
 // vote proves.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { startLocalCluster, type TestCluster, type TestNode } from '../support/cluster.ts';
 import {
@@ -15,6 +14,7 @@ import {
   waitForPrimary,
   waitForStreamingBackup,
 } from '../support/failover.ts';
+import { killWholeNode } from '../support/processes.ts';
 import { waitFor } from '../support/wait.ts';
 
 const TIMEOUT_MS = 500_000;
@@ -56,37 +56,6 @@ async function waitForMembership(
     },
     { timeoutMs: 60_000, intervalMs: 200, what },
   );
-}
-
-function postgresTree(postmaster: number): number[] {
-  const children: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === postmaster) children.push(Number(entry));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return [postmaster, ...children];
-}
-
-/** kill -9 of the node's sidecar, then of its whole PostgreSQL: the machine died. */
-function killWholeNode(node: TestNode): void {
-  const sidecar = node.sidecarPid();
-  const postmaster = node.postmasterPid();
-  assert.ok(sidecar !== null && postmaster !== null, `${node.name} runs a sidecar and PostgreSQL`);
-  const tree = postgresTree(postmaster);
-  process.kill(sidecar, 'SIGKILL');
-  for (const pid of tree) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
 }
 
 async function syncNames(cluster: TestCluster, primary: TestNode): Promise<string> {

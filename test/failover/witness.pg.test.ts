@@ -10,7 +10,6 @@
 // Both: every acknowledged write is on the new primary, exactly one PostgreSQL is
 // writable, the old primary rejoins as a streaming backup, the witness never leads.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import pg from 'pg';
 import { startLocalCluster, type TestCluster, type TestNode } from '../support/cluster.ts';
@@ -21,42 +20,10 @@ import {
   waitForPrimary,
   waitForStreamingBackup,
 } from '../support/failover.ts';
+import { killWholeNode } from '../support/processes.ts';
 import { waitFor } from '../support/wait.ts';
 
 const TIMEOUT_MS = 400_000;
-
-/** The postmaster and its children (backends, walsenders): the whole PostgreSQL of a node. */
-function postgresTree(postmaster: number): number[] {
-  const children: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      // Field 4 of /proc/PID/stat is the parent pid; the command may hold spaces, so split after ')'.
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === postmaster) children.push(Number(entry));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return [postmaster, ...children];
-}
-
-/** kill -9 of the node's sidecar first (so it cannot hand over cleanly), then of its PostgreSQL. */
-function killWholeNode(node: TestNode): void {
-  const sidecar = node.sidecarPid();
-  const postmaster = node.postmasterPid();
-  assert.ok(sidecar !== null && postmaster !== null, `${node.name} runs a sidecar and PostgreSQL`);
-  const tree = postgresTree(postmaster);
-  process.kill(sidecar, 'SIGKILL');
-  for (const pid of tree) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-}
 
 async function durabilityOf(node: TestNode): Promise<string | null> {
   const response = await fetch(`${node.apiUrl}/cluster`, { signal: AbortSignal.timeout(2000) });
