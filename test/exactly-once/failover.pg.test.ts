@@ -6,34 +6,12 @@
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
 import pg from 'pg';
-import { type ClusterView, StaticTopology } from '../../src/cluster/view.ts';
-import { exactlyOnceConfigSchema } from '../../src/exactly-once/config.ts';
+import type { StaticTopology } from '../../src/cluster/view.ts';
 import { armFailpoint, disarmAllFailpoints, type FailpointName } from '../../src/exactly-once/failpoints.ts';
 import { installLedger } from '../../src/exactly-once/ledger.ts';
-import { ExactlyOnceHooks } from '../../src/exactly-once/proxy-hooks.ts';
-import { silentLogger } from '../../src/log.ts';
-import { proxyConfigSchema } from '../../src/proxy/config.ts';
-import { ProxyServer } from '../../src/proxy/server.ts';
 import { waitFor } from '../support/wait.ts';
+import { pairView, startPairProxy } from './pair-proxy.ts';
 import { killAll, type PgNode, type PgPair, postgresProcesses, promote, startPair } from './pg-pair.ts';
-
-function view(term: number, node: PgNode, promotedAtLsn: bigint | null): ClusterView {
-  return {
-    term,
-    primary: `n${node.port}`,
-    promotedAtLsn,
-    members: [
-      {
-        name: `n${node.port}`,
-        role: 'primary',
-        postgres: { host: '127.0.0.1', port: node.port },
-        lsn: null,
-        lagBytes: 0,
-        healthy: true,
-      },
-    ],
-  };
-}
 
 interface Harness {
   pair: PgPair;
@@ -47,28 +25,10 @@ async function harness(t: TestContext): Promise<Harness> {
   const pair = await startPair(t);
   await installLedger(await connectDirect(t, pair.primary));
   await pair.primary.query('CREATE TABLE items (name text NOT NULL)');
-  const topology = new StaticTopology(view(1, pair.primary, null));
-  const hooks = new ExactlyOnceHooks({
-    config: exactlyOnceConfigSchema.parse({ mode: 'all', resolveTimeoutMs: 60_000 }),
-    topology,
-    logger: silentLogger(),
-  });
-  const proxy = new ProxyServer({
-    config: proxyConfigSchema.parse({
-      port: 0,
-      readOnlyPort: 0,
-      backendUser: 'postgres',
-      holdTimeoutMs: 60_000,
-    }),
-    topology,
-    logger: silentLogger(),
-    hooks,
-  });
-  await proxy.start();
-  t.after(() => proxy.stop());
+  const { topology, port } = await startPairProxy(t, pair.primary, { resolveTimeoutMs: 60_000 });
   t.after(() => disarmAllFailpoints());
   const connect = async () => {
-    const client = new pg.Client({ host: '127.0.0.1', port: proxy.addresses().write.port, user: 'postgres' });
+    const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres' });
     client.on('error', () => {});
     await client.connect();
     t.after(() => client.end().catch(() => {}));
@@ -125,7 +85,7 @@ async function scenario(
     timeoutMs: 60_000,
     what: 'the standby promoted',
   });
-  h.topology.set(view(2, h.pair.standby, s));
+  h.topology.set(pairView(2, h.pair.standby, s));
   paused.release();
   const [keyed, unkeyed] = await Promise.all([keyedCall, unkeyedCall]);
   const count = async (name: string) =>
@@ -261,7 +221,7 @@ test('explicit transactions with the pipelined fence: COMMITs replicated but una
   );
   killAll(postgresProcesses(h.pair.primary.postmasterPid()));
   const s = await promote(h.pair.standby);
-  h.topology.set(view(2, h.pair.standby, s));
+  h.topology.set(pairView(2, h.pair.standby, s));
   const [keyed, unkeyed] = await Promise.all([keyedCall, unkeyedCall]);
   const count = async (name: string) =>
     Number(

@@ -7,37 +7,14 @@
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
 import pg from 'pg';
-import { type ClusterView, StaticTopology } from '../../src/cluster/view.ts';
-import { exactlyOnceConfigSchema } from '../../src/exactly-once/config.ts';
 import { installLedger } from '../../src/exactly-once/ledger.ts';
-import { ExactlyOnceHooks } from '../../src/exactly-once/proxy-hooks.ts';
-import { silentLogger } from '../../src/log.ts';
-import { proxyConfigSchema } from '../../src/proxy/config.ts';
-import { ProxyServer } from '../../src/proxy/server.ts';
 import { waitFor } from '../support/wait.ts';
+import { startPairProxy } from './pair-proxy.ts';
 import { type PgNode, type PgPair, postgresProcesses, startPair } from './pg-pair.ts';
 
 const TIMEOUT_MS = 120_000;
 /** How long a frozen standby must keep the acknowledgement back (it cannot flush anything meanwhile). */
 const HELD_BACK_MS = 1500;
-
-function view(node: PgNode): ClusterView {
-  return {
-    term: 1,
-    primary: `n${node.port}`,
-    promotedAtLsn: null,
-    members: [
-      {
-        name: `n${node.port}`,
-        role: 'primary',
-        postgres: { host: '127.0.0.1', port: node.port },
-        lsn: null,
-        lagBytes: 0,
-        healthy: true,
-      },
-    ],
-  };
-}
 
 interface Harness {
   pair: PgPair;
@@ -61,24 +38,7 @@ async function harness(t: TestContext, resolveTimeoutMs: number): Promise<Harnes
       (await pair.primary.query("SELECT 1 FROM pg_stat_replication WHERE sync_state = 'quorum'")).length > 0,
     { timeoutMs: TIMEOUT_MS, what: 'the standby synchronous' },
   );
-  const topology = new StaticTopology(view(pair.primary));
-  const proxy = new ProxyServer({
-    config: proxyConfigSchema.parse({
-      port: 0,
-      readOnlyPort: 0,
-      backendUser: 'postgres',
-      holdTimeoutMs: 60_000,
-    }),
-    topology,
-    logger: silentLogger(),
-    hooks: new ExactlyOnceHooks({
-      config: exactlyOnceConfigSchema.parse({ mode: 'all', resolveTimeoutMs }),
-      topology,
-      logger: silentLogger(),
-    }),
-  });
-  await proxy.start();
-  t.after(() => proxy.stop());
+  const { port } = await startPairProxy(t, pair.primary, { resolveTimeoutMs });
   // Read while the standby runs: pg-pair's cleanup removes its directory (and pid file) first.
   const standbyPids = postgresProcesses(pair.standby.postmasterPid());
   const signalStandby = (signal: NodeJS.Signals) => {
@@ -96,7 +56,7 @@ async function harness(t: TestContext, resolveTimeoutMs: number): Promise<Harnes
     async connect() {
       const client = new pg.Client({
         host: '127.0.0.1',
-        port: proxy.addresses().write.port,
+        port,
         user: 'postgres',
       });
       client.on('error', () => {});
@@ -123,6 +83,19 @@ function settle(promise: Promise<unknown>): { told: Promise<Told>; settled: () =
   return { told, settled: () => done };
 }
 
+/** The backend pids of the `n` commits waiting for the synchronous standby, once exactly that many wait. */
+function syncRepWaiters(h: Harness, n: number): Promise<number[]> {
+  return waitFor(
+    async () => {
+      const rows = await h.pair.primary.query<{ pid: number }>(
+        "SELECT pid FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+      );
+      return rows.length === n ? rows.map((r) => r.pid) : undefined;
+    },
+    { timeoutMs: TIMEOUT_MS, what: `${n} commits waiting for the synchronous standby` },
+  );
+}
+
 /** Three commits wait on the frozen standby: autocommit unkeyed, autocommit keyed, explicit COMMIT. Their backends are terminated. */
 async function commitsCutOffFromTheirSyncWait(h: Harness): Promise<Array<ReturnType<typeof settle>>> {
   const [unkeyed, keyed, explicit] = [await h.connect(), await h.connect(), await h.connect()];
@@ -134,15 +107,7 @@ async function commitsCutOffFromTheirSyncWait(h: Harness): Promise<Array<ReturnT
     settle(keyed.query("INSERT INTO items VALUES ('keyed') /*pgward_key='sync-k1'*/")),
     settle(explicit.query('COMMIT')),
   ];
-  const waiting = await waitFor(
-    async () => {
-      const rows = await h.pair.primary.query<{ pid: number }>(
-        "SELECT pid FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
-      );
-      return rows.length === 3 ? rows.map((r) => r.pid) : undefined;
-    },
-    { timeoutMs: TIMEOUT_MS, what: 'three commits waiting for the synchronous standby' },
-  );
+  const waiting = await syncRepWaiters(h, 3);
   await h.pair.primary.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [waiting]);
   return calls;
 }
@@ -212,15 +177,7 @@ test('same primary: a COMMIT whose sync wait was cancelled (pg_cancel_backend) i
     settle(autocommit.query("INSERT INTO items VALUES ('autocommit')")),
     settle(explicit.query('COMMIT')),
   ];
-  const waiting = await waitFor(
-    async () => {
-      const rows = await h.pair.primary.query<{ pid: number }>(
-        "SELECT pid FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
-      );
-      return rows.length === 2 ? rows.map((r) => r.pid) : undefined;
-    },
-    { timeoutMs: TIMEOUT_MS, what: 'two commits waiting for the synchronous standby' },
-  );
+  const waiting = await syncRepWaiters(h, 2);
   // PostgreSQL stops waiting, warns "might not have been replicated", and reports the COMMIT done.
   await h.pair.primary.query('SELECT pg_cancel_backend(pid) FROM unnest($1::int[]) AS pid', [waiting]);
   await waitFor(async () => (await rowsOn(h.pair.primary)).length === 2, {

@@ -5,7 +5,7 @@
 // (then 40001, nothing committed), and past the hold bound it is given up (40001).
 // Driven with StaticTopology plus a mayContinue switch, against the shared PostgreSQL.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import type { Endpoint, TopologySource } from '../../src/cluster/view.ts';
 import { direct, primaryView, startProxy, type TestProxy, tempDatabase } from '../support/proxy.ts';
 import { waitFor } from '../support/wait.ts';
@@ -41,15 +41,8 @@ function settled(promise: Promise<unknown>): { state: 'pending' | 'ok' | string 
   return box;
 }
 
-async function idleInTransaction(database: string): Promise<number> {
-  const rows = await direct(
-    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND state = 'idle in transaction'",
-    [database],
-  );
-  return Number(rows.rows[0]?.n);
-}
-
-test('a COMMIT the proxy cannot vouch for is held, then gets 40001 when the term moves; nothing committed', async (t) => {
+/** A transaction opened through a proxy (30 s hold bound) whose term it then stops vouching for, and its COMMIT, held. */
+async function heldCommit(t: TestContext) {
   const proxy = await startProxy(t, { holdTimeoutMs: 30_000 });
   const vouched = vouchSwitch(proxy);
   const database = await tempDatabase(t);
@@ -60,6 +53,19 @@ test('a COMMIT the proxy cannot vouch for is held, then gets 40001 when the term
     timeoutMs: 10_000,
     what: 'the COMMIT held',
   });
+  return { proxy, vouched, database, client, commit };
+}
+
+async function idleInTransaction(database: string): Promise<number> {
+  const rows = await direct(
+    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND state = 'idle in transaction'",
+    [database],
+  );
+  return Number(rows.rows[0]?.n);
+}
+
+test('a COMMIT the proxy cannot vouch for is held, then gets 40001 when the term moves; nothing committed', async (t) => {
+  const { proxy, database, client, commit } = await heldCommit(t);
   assert.equal(commit.state, 'pending');
   assert.equal(await idleInTransaction(database), 1, 'the COMMIT never reached PostgreSQL');
   proxy.topology.set(primaryView(2));
@@ -71,16 +77,7 @@ test('a COMMIT the proxy cannot vouch for is held, then gets 40001 when the term
 });
 
 test('a held COMMIT goes on once the term is vouched for again (a lease back after a stall)', async (t) => {
-  const proxy = await startProxy(t, { holdTimeoutMs: 30_000 });
-  const vouched = vouchSwitch(proxy);
-  const database = await tempDatabase(t);
-  const client = await openTransaction(proxy, database);
-  vouched.now = false;
-  const commit = settled(client.query('COMMIT'));
-  await waitFor(() => proxy.server.stats().heldRequests === 1, {
-    timeoutMs: 10_000,
-    what: 'the COMMIT held',
-  });
+  const { vouched, client, commit } = await heldCommit(t);
   vouched.now = true;
   await waitFor(() => commit.state !== 'pending', { timeoutMs: 10_000, what: 'the COMMIT answered' });
   assert.equal(commit.state, 'ok');

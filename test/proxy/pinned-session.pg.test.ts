@@ -7,42 +7,11 @@
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
 import pg from 'pg';
-import { type ClusterView, StaticTopology } from '../../src/cluster/view.ts';
-import { exactlyOnceConfigSchema } from '../../src/exactly-once/config.ts';
-import { ExactlyOnceHooks } from '../../src/exactly-once/proxy-hooks.ts';
-import { silentLogger } from '../../src/log.ts';
-import { proxyConfigSchema } from '../../src/proxy/config.ts';
-import type { ProxyHooks } from '../../src/proxy/hooks.ts';
-import { ProxyServer } from '../../src/proxy/server.ts';
-import {
-  killAll,
-  type PgNode,
-  type PgPair,
-  postgresProcesses,
-  promote,
-  startPair,
-} from '../exactly-once/pg-pair.ts';
+import { pairView, startPairProxy } from '../exactly-once/pair-proxy.ts';
+import { killAll, type PgPair, postgresProcesses, promote, startPair } from '../exactly-once/pg-pair.ts';
 import { waitFor } from '../support/wait.ts';
 
 const TIMEOUT_MS = 120_000;
-
-function view(term: number, node: PgNode, promotedAtLsn: bigint | null): ClusterView {
-  return {
-    term,
-    primary: `n${node.port}`,
-    promotedAtLsn,
-    members: [
-      {
-        name: `n${node.port}`,
-        role: 'primary',
-        postgres: { host: '127.0.0.1', port: node.port },
-        lsn: null,
-        lagBytes: 0,
-        healthy: true,
-      },
-    ],
-  };
-}
 
 /** A client through the proxy that records the error it gets while idle (a FATAL the server sent unasked). */
 interface Watched {
@@ -59,30 +28,13 @@ interface Harness {
 
 async function harness(t: TestContext, hooks: 'exactly-once' | 'none'): Promise<Harness> {
   const pair = await startPair(t);
-  const topology = new StaticTopology(view(1, pair.primary, null));
-  const proxyHooks: ProxyHooks | undefined =
-    hooks === 'none'
-      ? undefined
-      : new ExactlyOnceHooks({
-          config: exactlyOnceConfigSchema.parse({ mode: 'all', resolveTimeoutMs: 60_000 }),
-          topology,
-          logger: silentLogger(),
-        });
-  const proxy = new ProxyServer({
-    config: proxyConfigSchema.parse({
-      port: 0,
-      readOnlyPort: 0,
-      backendUser: 'postgres',
-      holdTimeoutMs: 60_000,
-    }),
-    topology,
-    logger: silentLogger(),
-    ...(proxyHooks === undefined ? {} : { hooks: proxyHooks }),
-  });
-  await proxy.start();
-  t.after(() => proxy.stop());
+  const { topology, port } = await startPairProxy(
+    t,
+    pair.primary,
+    hooks === 'none' ? null : { resolveTimeoutMs: 60_000 },
+  );
   const connect = async (): Promise<Watched> => {
-    const client = new pg.Client({ host: '127.0.0.1', port: proxy.addresses().write.port, user: 'postgres' });
+    const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres' });
     let idleError: (Error & { code?: string }) | null = null;
     let ended = false;
     client.on('error', (error) => {
@@ -102,7 +54,7 @@ async function harness(t: TestContext, hooks: 'exactly-once' | 'none'): Promise<
       timeoutMs: TIMEOUT_MS,
       what: 'the standby promoted',
     });
-    topology.set(view(2, pair.standby, s));
+    topology.set(pairView(2, pair.standby, s));
   };
   return { pair, connect, failover };
 }
