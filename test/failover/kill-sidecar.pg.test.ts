@@ -6,25 +6,14 @@
 // sidecar demotes its PostgreSQL (rewind) and it rejoins as a streaming backup.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import pg from 'pg';
 import { startLocalCluster } from '../support/cluster.ts';
 import {
   keepLogsOnFailure,
   primariesByPostgres,
+  viaProxy,
   waitForPrimary,
   waitForStreamingBackup,
 } from '../support/failover.ts';
-
-async function viaProxy(url: string, text: string, params: unknown[] = []): Promise<void> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 15_000 });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-    await client.query(text, params);
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
 
 test('kill -9 of the primary sidecar: fenced old PostgreSQL, a new primary takes writes, nothing acknowledged lost, the old primary rejoins', async (t) => {
   const cluster = await startLocalCluster({ nodes: 3 });

@@ -9,26 +9,15 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import pg from 'pg';
 import { startLocalCluster, type TestCluster, type TestNode } from '../support/cluster.ts';
 import {
   keepLogsOnFailure,
   primariesByPostgres,
+  viaProxy,
   waitForPrimary,
   waitForStreamingBackup,
 } from '../support/failover.ts';
 import { waitFor } from '../support/wait.ts';
-
-async function viaProxy(url: string, text: string, params: unknown[] = []): Promise<void> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 15_000 });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-    await client.query(text, params);
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
 
 /**
  * Inserts `id` through a proxy until it is acknowledged. An attempt that failed with

@@ -2,6 +2,7 @@
 // waiting for a (new) writable primary, and checking that exactly one PostgreSQL
 // takes writes.
 import assert from 'node:assert/strict';
+import pg from 'pg';
 import type { TestCluster, TestNode } from './cluster.ts';
 import { waitFor } from './wait.ts';
 
@@ -129,6 +130,18 @@ export async function settledNewPrimary(cluster: TestCluster, old: TestNode): Pr
   );
   await waitForStreamingBackup(cluster, old);
   return primary;
+}
+
+/** Runs one statement on a connection of its own (through a proxy, by its URL), then closes it. */
+export async function viaProxy(url: string, text: string, params: unknown[] = []): Promise<void> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 15_000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.query(text, params);
+  } finally {
+    await client.end().catch(() => {});
+  }
 }
 
 /** Runs `body`; on failure copies every node's sidecar and PostgreSQL log to `PGWARD_KEEP_LOGS` (a directory) when set. */
