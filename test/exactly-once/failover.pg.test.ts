@@ -12,6 +12,7 @@ import { installLedger } from '../../src/exactly-once/ledger.ts';
 import { waitFor } from '../support/wait.ts';
 import { pairView, startPairProxy } from './pair-proxy.ts';
 import { killAll, type PgNode, type PgPair, postgresProcesses, promote, startPair } from './pg-pair.ts';
+import { assertTruthful, outcome, type Told } from './told.ts';
 
 interface Harness {
   pair: PgPair;
@@ -48,17 +49,6 @@ async function connectDirect(t: TestContext, node: PgNode): Promise<pg.Client> {
   await client.connect();
   t.after(() => client.end().catch(() => {}));
   return client;
-}
-
-type Told = { ok: true } | { ok: false; code: string };
-
-async function outcome(promise: Promise<unknown>): Promise<Told> {
-  try {
-    await promise;
-    return { ok: true };
-  } catch (error) {
-    return { ok: false, code: (error as { code?: string }).code ?? 'none' };
-  }
 }
 
 /**
@@ -116,14 +106,6 @@ async function retryKeyed(h: Harness, sql: string): Promise<unknown> {
 async function commitsWaitForever(h: Harness): Promise<void> {
   await h.pair.primary.query("ALTER SYSTEM SET synchronous_standby_names = 'ANY 1 (nobody)'");
   await h.pair.primary.query('SELECT pg_reload_conf()');
-}
-
-/** Checks the contract: success ⇔ exactly one row; 40001 ⇒ no row; 08007 ⇒ at most one row. */
-function assertTruthful(told: Told, rows: number, label: string): void {
-  assert.ok(rows <= 1, `${label}: applied ${rows} times`);
-  if (told.ok) assert.equal(rows, 1, `${label}: told success but the new primary has no row`);
-  else if (told.code === '40001') assert.equal(rows, 0, `${label}: told 40001 but the row is there`);
-  else assert.equal(told.code, '08007', `${label}: unexpected error ${told.code}`);
 }
 
 test('killed before the fence: nothing committed; the keyed request is re-run on the new primary', async (t) => {

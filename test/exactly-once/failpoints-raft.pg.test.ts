@@ -7,25 +7,15 @@
 // backup in a newer term, then releases them. Checked: what each client was told
 // matches what the new primary holds, and nothing is applied twice.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
 import { type TestContext, test } from 'node:test';
 import pg from 'pg';
 import type { FailpointName } from '../../src/exactly-once/failpoints.ts';
 import { startLocalCluster, type TestCluster, type TestNode } from '../support/cluster.ts';
 import { keepLogsOnFailure, waitForPrimary } from '../support/failover.ts';
+import { postgresTree } from '../support/processes.ts';
 import { waitFor } from '../support/wait.ts';
 import { settled } from './settled.ts';
-
-type Told = { ok: true } | { ok: false; code: string };
-
-async function outcome(promise: Promise<unknown>): Promise<Told> {
-  try {
-    await promise;
-    return { ok: true };
-  } catch (error) {
-    return { ok: false, code: (error as { code?: string }).code ?? 'none' };
-  }
-}
+import { assertTruthful, outcome } from './told.ts';
 
 async function api(cluster: TestCluster, node: TestNode, method: string, path: string, body?: unknown) {
   const response = await fetch(`${node.apiUrl}${path}`, {
@@ -37,21 +27,6 @@ async function api(cluster: TestCluster, node: TestNode, method: string, path: s
   const json = (await response.json()) as Record<string, unknown>;
   assert.equal(response.status, 200, `${method} ${path} on ${node.name}: ${JSON.stringify(json)}`);
   return json;
-}
-
-/** The pids of the PostgreSQL whose postmaster is `pid`: the postmaster and its children. */
-function postgresProcesses(pid: number): number[] {
-  const children: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) children.push(Number(entry));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return [pid, ...children];
 }
 
 function alive(pid: number): boolean {
@@ -83,14 +58,6 @@ async function keyedInsert(t: TestContext, node: TestNode, first: pg.Client, sql
       client = await connect(t, node);
     }
   }
-}
-
-/** success ⇔ exactly one row; 40001 ⇒ no row; 08007 ⇒ at most one row. */
-function assertTruthful(told: Told, rows: number, label: string): void {
-  assert.ok(rows <= 1, `${label}: applied ${rows} times`);
-  if (told.ok) assert.equal(rows, 1, `${label}: told success but the new primary has no row`);
-  else if (told.code === '40001') assert.equal(rows, 0, `${label}: told 40001 but the row is there`);
-  else assert.equal(told.code, '08007', `${label}: unexpected error ${told.code}`);
 }
 
 /** BEGIN; [set_config key;] INSERT; COMMIT. A keyed client retries the whole transaction after 40001 or PW004-as-success. */
@@ -152,7 +119,7 @@ async function scenario(
 
   const postmaster = primary.node.postmasterPid();
   assert.ok(postmaster !== null, `${primary.node.name} has no postmaster`);
-  const processes = postgresProcesses(postmaster);
+  const processes = postgresTree(postmaster);
   process.kill(postmaster, 'SIGKILL');
   // Released only once no process of the old primary can still commit and a backup took over.
   await waitFor(() => processes.every((pid) => !alive(pid)), {

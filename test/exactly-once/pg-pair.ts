@@ -3,12 +3,13 @@
 // primary, wait for the standby's replay to settle, record S, pg_promote) so the
 // outcome resolution is tested on its own, whatever the Raft-led failover does.
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { freePort } from '../support/ports.ts';
+import { postgresTree } from '../support/processes.ts';
 import { makeTempDir, removeTempDir } from '../support/tmp.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -55,20 +56,7 @@ function node(port: number, dataDir: string): PgNode {
 }
 
 /** Every process of the PostgreSQL whose postmaster is `pid`: the postmaster and its children. */
-export function postgresProcesses(pid: number): number[] {
-  const children: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (parent === pid) children.push(Number(entry));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return [pid, ...children];
-}
+export const postgresProcesses = postgresTree;
 
 /**
  * The whole primary dies at once: every process is stopped first, then killed, so

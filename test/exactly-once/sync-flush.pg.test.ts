@@ -116,15 +116,18 @@ async function rowsOn(node: PgNode): Promise<string[]> {
   return (await node.query<{ name: string }>('SELECT name FROM items ORDER BY name')).map((r) => r.name);
 }
 
-test('same primary: a commit cut off from its sync wait is acknowledged once the standby flushed it', {
-  timeout: 300_000,
-}, async (t) => {
-  const h = await harness(t, 60_000);
-  const calls = await commitsCutOffFromTheirSyncWait(h);
-  // Committed locally (visible on the primary) but not on the standby: no acknowledgement yet.
-  await waitFor(async () => (await rowsOn(h.pair.primary)).length === 3, {
+/**
+ * Once all of `calls` are committed on the primary (`what`), none is acknowledged
+ * for HELD_BACK_MS: the frozen standby has flushed none of them.
+ */
+async function assertHeldBack(
+  h: Harness,
+  calls: Array<ReturnType<typeof settle>>,
+  what: string,
+): Promise<void> {
+  await waitFor(async () => (await rowsOn(h.pair.primary)).length === calls.length, {
     timeoutMs: TIMEOUT_MS,
-    what: 'the three commits visible on the primary',
+    what,
   });
   const heldUntil = Date.now() + HELD_BACK_MS;
   await waitFor(async () => Date.now() >= heldUntil || calls.some((c) => c.settled()), {
@@ -133,9 +136,18 @@ test('same primary: a commit cut off from its sync wait is acknowledged once the
   });
   assert.deepEqual(
     calls.map((c) => c.settled()),
-    [false, false, false],
+    calls.map(() => false),
     'acknowledged before the synchronous standby flushed',
   );
+}
+
+test('same primary: a commit cut off from its sync wait is acknowledged once the standby flushed it', {
+  timeout: 300_000,
+}, async (t) => {
+  const h = await harness(t, 60_000);
+  const calls = await commitsCutOffFromTheirSyncWait(h);
+  // Committed locally (visible on the primary) but not on the standby: no acknowledgement yet.
+  await assertHeldBack(h, calls, 'the three commits visible on the primary');
   h.thawStandby();
   const told = await Promise.all(calls.map((c) => c.told));
   assert.deepEqual(told, [{ ok: true }, { ok: true }, { ok: true }]);
@@ -180,20 +192,7 @@ test('same primary: a COMMIT whose sync wait was cancelled (pg_cancel_backend) i
   const waiting = await syncRepWaiters(h, 2);
   // PostgreSQL stops waiting, warns "might not have been replicated", and reports the COMMIT done.
   await h.pair.primary.query('SELECT pg_cancel_backend(pid) FROM unnest($1::int[]) AS pid', [waiting]);
-  await waitFor(async () => (await rowsOn(h.pair.primary)).length === 2, {
-    timeoutMs: TIMEOUT_MS,
-    what: 'both commits visible on the primary',
-  });
-  const heldUntil = Date.now() + HELD_BACK_MS;
-  await waitFor(async () => Date.now() >= heldUntil || calls.some((c) => c.settled()), {
-    timeoutMs: TIMEOUT_MS,
-    what: 'the hold-back window',
-  });
-  assert.deepEqual(
-    calls.map((c) => c.settled()),
-    [false, false],
-    'acknowledged before the synchronous standby flushed',
-  );
+  await assertHeldBack(h, calls, 'both commits visible on the primary');
   h.thawStandby();
   assert.deepEqual(await Promise.all(calls.map((c) => c.told)), [{ ok: true }, { ok: true }]);
   assert.deepEqual(await rowsOn(h.pair.standby), ['autocommit', 'explicit']);
