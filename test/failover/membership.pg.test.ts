@@ -192,36 +192,27 @@ test('2 members + witness: remove the witness and add it back; its vote then ele
       'the witness out of the configuration',
     );
 
-    const add = await cluster.pgward(
-      'member',
-      'add',
-      'witness',
-      '--witness',
-      '--raft-port',
-      String(witness.raftPort),
-      '--api-port',
-      String(witness.apiPort),
-      '--dir',
-      cluster.dir,
-    );
+    const addWitness = () =>
+      cluster.pgward(
+        'member',
+        'add',
+        'witness',
+        '--witness',
+        '--raft-port',
+        String(witness.raftPort),
+        '--api-port',
+        String(witness.apiPort),
+        '--dir',
+        cluster.dir,
+      );
+    const add = await addWitness();
     assert.equal(add.code, 0, add.stderr);
     await waitForMembership(
       cluster.nodes,
       { voters: names, witnesses: ['witness'] },
       'the witness back, everywhere',
     );
-    const again = await cluster.pgward(
-      'member',
-      'add',
-      'witness',
-      '--witness',
-      '--raft-port',
-      String(witness.raftPort),
-      '--api-port',
-      String(witness.apiPort),
-      '--dir',
-      cluster.dir,
-    );
+    const again = await addWitness();
     assert.notEqual(again.code, 0, 'adding a member twice is refused');
 
     await cluster.sql(old, 'CREATE TABLE acked (id int PRIMARY KEY)');
