@@ -12,7 +12,7 @@ import { installLedger } from '../../src/exactly-once/ledger.ts';
 import { waitFor } from '../support/wait.ts';
 import { pairView, startPairProxy } from './pair-proxy.ts';
 import { killAll, type PgNode, type PgPair, postgresProcesses, promote, startPair } from './pg-pair.ts';
-import { assertTruthful, outcome, type Told } from './told.ts';
+import { assertTruthful, outcome, retryKeyed, type Told } from './told.ts';
 
 interface Harness {
   pair: PgPair;
@@ -65,7 +65,9 @@ async function scenario(
   const h = await harness(t);
   await setup(h);
   const paused = armFailpoint(point, 2);
-  const keyedCall = outcome(retryKeyed(h, "INSERT INTO items VALUES ('keyed') /*pgward_key='k1'*/"));
+  const keyedCall = outcome(
+    retryKeyed(h.keyed, h.connect, "INSERT INTO items VALUES ('keyed') /*pgward_key='k1'*/"),
+  );
   const unkeyedCall = outcome(h.unkeyed.query("INSERT INTO items VALUES ('unkeyed')"));
   await paused.reached;
   await beforeKill(h);
@@ -83,23 +85,6 @@ async function scenario(
       (await h.pair.standby.query('SELECT count(*)::int AS n FROM items WHERE name = $1', [name]))[0]?.n,
     );
   return { keyed, unkeyed, keyedRows: await count('keyed'), unkeyedRows: await count('unkeyed') };
-}
-
-/**
- * What a client of keyed requests does: on a connection-level error, reconnect and
- * send the same keyed request again (at most twice); the ledger makes that safe.
- */
-async function retryKeyed(h: Harness, sql: string): Promise<unknown> {
-  let client = h.keyed;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await client.query(sql);
-    } catch (error) {
-      const code = (error as { code?: string }).code;
-      if (attempt >= 3 || (code !== '57P01' && code !== '08007')) throw error;
-      client = await h.connect();
-    }
-  }
 }
 
 /** Makes every COMMIT wait on synchronous replication forever (no standby has that name). */

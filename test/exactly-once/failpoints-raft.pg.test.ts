@@ -15,7 +15,7 @@ import { keepLogsOnFailure, waitForPrimary } from '../support/failover.ts';
 import { postgresTree } from '../support/processes.ts';
 import { waitFor } from '../support/wait.ts';
 import { settled } from './settled.ts';
-import { assertTruthful, outcome } from './told.ts';
+import { assertTruthful, outcome, retryKeyed } from './told.ts';
 
 async function api(cluster: TestCluster, node: TestNode, method: string, path: string, body?: unknown) {
   const response = await fetch(`${node.apiUrl}${path}`, {
@@ -44,20 +44,6 @@ async function connect(t: TestContext, node: TestNode): Promise<pg.Client> {
   await client.connect();
   t.after(() => client.end().catch(() => {}));
   return client;
-}
-
-/** A keyed client: after 57P01/08007 (connection closed) it reconnects and sends the same keyed request. */
-async function keyedInsert(t: TestContext, node: TestNode, first: pg.Client, sql: string): Promise<unknown> {
-  let client = first;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await client.query(sql);
-    } catch (error) {
-      const code = (error as { code?: string }).code;
-      if (attempt >= 3 || (code !== '57P01' && code !== '08007')) throw error;
-      client = await connect(t, node);
-    }
-  }
 }
 
 /** BEGIN; [set_config key;] INSERT; COMMIT. A keyed client retries the whole transaction after 40001 or PW004-as-success. */
@@ -98,10 +84,9 @@ async function scenario(
 
   const keyedCall = outcome(
     form === 'autocommit'
-      ? keyedInsert(
-          t,
-          proxyNode,
+      ? retryKeyed(
           keyedClient,
+          () => connect(t, proxyNode),
           `INSERT INTO items VALUES ('keyed ${tag}') /*pgward_key='${tag}'*/`,
         )
       : transaction(keyedClient, `keyed ${tag}`, tag),
