@@ -112,7 +112,15 @@ test('the diverged old primary rejoins by pg_rewind: its own commits are gone, e
 
     // Demoted by pg_rewind, not by a fresh base backup.
     // Up to its first rejoin: a later failover (see below) may move it again.
-    const all = logLinesSince(old, logFrom);
+    // The sidecar logs the rejoin once its start-up check returns, which can be a moment
+    // after the walreceiver already streams: wait for the line, do not read once.
+    const all = await waitFor(
+      () => {
+        const since = logLinesSince(old, logFrom);
+        return since.some((l) => l.event === 'rejoin') ? since : undefined;
+      },
+      { timeoutMs: 30_000, what: `${old.name}'s sidecar to log its rejoin` },
+    );
     const firstRejoin = all.findIndex((l) => l.event === 'rejoin');
     const lines = firstRejoin < 0 ? all : all.slice(0, firstRejoin + 1);
     const rejoin = lines.find((l) => l.event === 'rejoin');

@@ -43,6 +43,19 @@ async function prepare(cluster: TestCluster) {
   assert.notEqual(first.node.name, 'witness');
   const backup = cluster.nodes.find((n) => n !== first.node && n !== witness)!;
   await waitForStreamingBackup(cluster, backup);
+  // PostgreSQL streams as soon as the backup's postmaster is up, which can be before its
+  // sidecar joined Raft: a backup with an empty Raft log rightly never wins an election,
+  // so the kill waits until every sidecar follows this leader in this term.
+  await waitFor(
+    async () => {
+      const answers = await reports(cluster);
+      return (
+        answers.length === cluster.nodes.length &&
+        answers.every((r) => r.term === first.term && r.leader === first.node.name)
+      );
+    },
+    { timeoutMs: 60_000, what: `every sidecar to follow ${first.node.name} in term ${first.term}` },
+  );
   await cluster.sql(first.node, 'CREATE TABLE acked (id int PRIMARY KEY)');
   const acked: number[] = [];
   for (let id = 1; id <= 20; id++) {
