@@ -128,6 +128,8 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
   private leaderLostAtMs: number | null = null;
   private lastDurability: string | null = null;
   private maxVoteFitness = 0n;
+  /** The fitness last given to the Raft node (what its vote requests carry); null before the first tick. */
+  private fitnessSent: bigint | null = null;
   private pgFailedAtMs: number | null = null;
   /** PostgreSQL was stopped by the self-fence (not crashed): see voteFitness. */
   private selfFenced = false;
@@ -328,6 +330,7 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
       campaignable: this.campaignAllowed(),
       switchoverHold: this.store.state.switchover?.term ?? null,
       writesInFlight: this.parts.proxyWritesInFlight?.() ?? null,
+      voteFitness: this.fitnessSent === null ? null : this.fitnessSent.toString(),
     };
   }
 
@@ -470,7 +473,8 @@ export class FailoverController implements Service, ClusterReader, ClusterAdmin 
     }
     const gate = this.gate();
     if (gate.open) this.leaseLastValidAtMs = now;
-    this.driver.setFitness(this.voteFitness());
+    this.fitnessSent = this.voteFitness();
+    this.driver.setFitness(this.fitnessSent);
     this.driver.setCampaignAllowed(this.campaignAllowed());
   }
 

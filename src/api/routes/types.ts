@@ -24,6 +24,12 @@ export interface LocalHealth {
   switchoverHold?: number | null;
   /** Write sessions of this sidecar's proxy busy on a backend (a switchover drains them); null without a proxy. */
   writesInFlight?: number | null;
+  /**
+   * The fitness (decimal LSN) this member's Raft node sends with its vote requests
+   * and compares candidates against. A switchover hands leadership over only once
+   * the target's covers the final WAL: a stale one loses the election it was given.
+   */
+  voteFitness?: string | null;
 }
 
 export interface ClusterReader {
