@@ -1,7 +1,7 @@
 // Drill scenarios once each, with a short workload, against one real 3-node local
 // cluster; the checker must pass. Scenarios share the cluster (it is whole again
-// after every drill), which keeps the file within its CI budget. Only the
-// scenarios that pass reliably today run here; `npm run drill:all` runs them all.
+// after every drill), which keeps the file within its CI budget. partition-primary
+// needs its own network-namespace cluster: test/drill/partition.pg.test.ts.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { formatCheckResult } from '../../src/drill/checker.ts';
@@ -13,6 +13,7 @@ import { startLocalCluster } from '../support/cluster.ts';
 
 const SCENARIOS: Array<[string, WorkloadKind]> = [
   ['kill-postgres', 'mixed'],
+  ['kill-node', 'keyed'],
   ['switchover', 'unkeyed'],
   ['pause-primary', 'mixed'],
   ['kill-backup', 'unkeyed'],
