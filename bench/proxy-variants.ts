@@ -1,7 +1,7 @@
 // The pgward configurations `npm run bench:proxy` measures, one function per variant. The
 // exactly-once layer adds its `exactlyOnce:off|all|keyed` variants here: a name, proxy config
 // overrides, the hooks to install in the proxy process, and optional setup / pgbench arguments.
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -59,6 +59,7 @@ export const proxyVariants: Record<string, ProxyVariant> = {
         // client would hammer branch 1 and the comparison would measure lock contention.
         const branches = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM pgbench_branches');
         writeFileSync(KEYED_TPCB_SCRIPT, KEYED_TPCB.replaceAll(':scale', String(branches.rows[0]?.n ?? 1)));
+        process.once('exit', () => rmSync(KEYED_TPCB_SCRIPT, { force: true }));
       } finally {
         await client.end();
       }
