@@ -61,26 +61,44 @@ test('kill -9 of the leader elects another; the restarted node rejoins as a foll
 
 test('a corrupted WAL record followed by good ones refuses to start, naming the file and offset', async () => {
   const [, leader] = await c.leader(electionMs);
-  for (let i = 1; i <= 3; i++) await leader.propose(`c${i}`);
   const victimId = [...c.nodes.keys()].find((id) => c.nodes.get(id) !== leader)!;
-  const total = (await leader.status()).applied.length;
-  await waitFor(async () => (await c.nodes.get(victimId)!.status()).applied.length === total, {
-    timeoutMs: electionMs,
-    what: 'the victim to apply the entries',
-  });
+  const walDir = path.join(c.dataDir(victimId), 'wal');
+  /**
+   * The victim's newest WAL segment holding at least three records (a segment just
+   * opened by a rotation may hold fewer), and where each of its records starts.
+   */
+  const lastSegment = async () => {
+    const segments = (await readdir(walDir)).sort().reverse();
+    let newest: { file: string; bytes: Buffer; starts: number[] } | null = null;
+    for (const name of segments) {
+      const file = path.join(walDir, name);
+      const bytes = await readFile(file);
+      const starts: number[] = [];
+      for (let offset = 0; offset < bytes.length; ) {
+        const decoded = decodeRecordAt(bytes, offset, 1 << 24);
+        assert.ok(decoded.ok, `record at ${offset} of the intact WAL`);
+        starts.push(offset);
+        offset = decoded.nextOffset;
+      }
+      newest ??= { file, bytes, starts };
+      if (starts.length >= 3) return { file, bytes, starts };
+    }
+    return newest!;
+  };
+  // A segment that was just rotated holds fewer than three records: propose until the
+  // newest one has a record with good ones after it (bounded).
+  for (let i = 1; i <= 50; i++) {
+    await leader.propose(`c${i}`);
+    const total = (await leader.status()).applied.length;
+    await waitFor(async () => (await c.nodes.get(victimId)!.status()).applied.length === total, {
+      timeoutMs: electionMs,
+      what: 'the victim to apply the entries',
+    });
+    if (i >= 3 && (await lastSegment()).starts.length >= 3) break;
+  }
   await c.nodes.get(victimId)!.kill9();
 
-  const walDir = path.join(c.dataDir(victimId), 'wal');
-  const segments = (await readdir(walDir)).sort();
-  const file = path.join(walDir, segments.at(-1)!);
-  const bytes = await readFile(file);
-  const starts: number[] = [];
-  for (let offset = 0; offset < bytes.length; ) {
-    const decoded = decodeRecordAt(bytes, offset, 1 << 24);
-    assert.ok(decoded.ok, `record at ${offset} of the intact WAL`);
-    starts.push(offset);
-    offset = decoded.nextOffset;
-  }
+  const { file, bytes, starts } = await lastSegment();
   assert.ok(starts.length >= 3, `need a record with good ones after it, found ${starts.length} records`);
   const victimRecord = starts[1]!;
   bytes[victimRecord + 9]! ^= 0xff;
